@@ -1,0 +1,2 @@
+//! corral: the server library behind the `corral` binary.
+pub mod wal;

@@ -1,0 +1,169 @@
+//! One segment file: an 8-byte magic, then records, then zeroed preallocated space.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::record::{Decoded, Record, RecordKind};
+use super::WalOptions;
+
+const MAGIC: &[u8; 8] = b"CORWAL01";
+
+pub(crate) struct Segment {
+    pub seq: u64,
+    pub path: PathBuf,
+    pub file: File,
+    /// Where the next record goes.
+    pub end: u64,
+    /// Preallocated size.
+    pub capacity: u64,
+    /// Highest entry index written here (0 if none): a purge may delete the segment once
+    /// everything through this index is purged.
+    pub max_index: u64,
+}
+
+pub(crate) fn path_for(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:016x}.wal"))
+}
+
+impl Segment {
+    /// Sequence numbers of the segment files in `dir`, oldest first.
+    pub fn list(dir: &Path) -> io::Result<Vec<u64>> {
+        let mut seqs = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(hex) = name.strip_suffix(".wal") {
+                if let Ok(seq) = u64::from_str_radix(hex, 16) {
+                    seqs.push(seq);
+                }
+            }
+        }
+        seqs.sort_unstable();
+        Ok(seqs)
+    }
+
+    pub fn create(dir: &Path, seq: u64, opts: &WalOptions) -> io::Result<Segment> {
+        let path = path_for(dir, seq);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        preallocate(&file, opts.segment_bytes.max(4096))?;
+        file.write_all_at(MAGIC, 0)?;
+        file.sync_all()?;
+        sync_dir(dir)?;
+        let capacity = opts.segment_bytes.max(4096);
+        Ok(Segment {
+            seq,
+            path,
+            file,
+            end: MAGIC.len() as u64,
+            capacity,
+            max_index: 0,
+        })
+    }
+
+    /// Open a segment and read its records. A bad record in the newest segment is a torn tail:
+    /// cut there and zero the rest, so stale bytes behind new writes can never be read back.
+    /// A bad record in an older segment is corruption: refuse.
+    pub fn open_existing(
+        dir: &Path,
+        seq: u64,
+        opts: &WalOptions,
+        newest: bool,
+    ) -> io::Result<(Segment, Vec<Record>)> {
+        let path = path_for(dir, seq);
+        let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let mut buf = Vec::new();
+        file.read_to_end(&mut buf)?;
+        if buf.len() < MAGIC.len() || &buf[..MAGIC.len()] != MAGIC {
+            if newest && buf.iter().all(|&b| b == 0) {
+                // Created but its header never became durable: start it afresh.
+                drop(file);
+                std::fs::remove_file(&path)?;
+                return Ok((Segment::create(dir, seq, opts)?, Vec::new()));
+            }
+            return Err(corrupt(&path, 0, "bad magic"));
+        }
+        let mut off = MAGIC.len();
+        let mut records = Vec::new();
+        let mut max_index = 0;
+        loop {
+            match Record::decode(&buf[off..]) {
+                Decoded::Record(rec, used) => {
+                    if rec.kind == RecordKind::Entry {
+                        max_index = max_index.max(rec.index);
+                    }
+                    records.push(rec);
+                    off += used;
+                }
+                Decoded::End => {
+                    if !newest || buf[off..].iter().all(|&b| b == 0) {
+                        break;
+                    }
+                    // Zeros then garbage: a torn write landed past a zeroed hole.
+                    repair_tail(&file, off as u64, buf.len() as u64)?;
+                    break;
+                }
+                Decoded::Bad(why) => {
+                    if !newest {
+                        return Err(corrupt(&path, off, why));
+                    }
+                    tracing::warn!(segment = %path.display(), offset = off, why, "WAL: cutting torn tail");
+                    repair_tail(&file, off as u64, buf.len() as u64)?;
+                    break;
+                }
+            }
+        }
+        let capacity = (buf.len() as u64).max(opts.segment_bytes);
+        if (buf.len() as u64) < capacity {
+            preallocate(&file, capacity)?;
+        }
+        let seg = Segment {
+            seq,
+            path,
+            file,
+            end: off as u64,
+            capacity,
+            max_index,
+        };
+        Ok((seg, records))
+    }
+}
+
+fn corrupt(path: &Path, off: usize, why: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "WAL segment {} is corrupt at offset {off}: {why}",
+            path.display()
+        ),
+    )
+}
+
+fn repair_tail(file: &File, from: u64, len: u64) -> io::Result<()> {
+    file.set_len(from)?;
+    preallocate(file, len)?;
+    file.sync_all()
+}
+
+/// Reserve blocks so later `fdatasync`s need not update the file's size or block map.
+#[allow(unsafe_code)]
+fn preallocate(file: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: posix_fallocate only reads the descriptor, which `file` keeps open for the call.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    match rc {
+        0 => Ok(()),
+        // Filesystems without fallocate (e.g. some tmpfs setups): fall back to a sparse length.
+        libc::EOPNOTSUPP | libc::EINVAL => file.set_len(len),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

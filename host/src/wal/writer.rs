@@ -1,0 +1,144 @@
+//! The writer thread: group commit. It blocks for one submission, then takes every other one
+//! already queued, writes them all, makes them durable with one `fdatasync`, and runs their
+//! callbacks. A thread of its own (not a tokio task) because it spends its life in blocking
+//! syscalls.
+
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::segment::Segment;
+use super::{Done, FaultMode, Op, WalOptions};
+
+struct Writer {
+    dir: PathBuf,
+    opts: WalOptions,
+    /// Oldest first; the last one is the active segment.
+    segments: Vec<Segment>,
+    /// After a failed write or sync nothing more is acknowledged: the node must stop.
+    failed: Option<String>,
+}
+
+pub(crate) fn spawn(
+    dir: PathBuf,
+    opts: WalOptions,
+    segments: Vec<Segment>,
+    rx: Receiver<Op>,
+) -> io::Result<JoinHandle<()>> {
+    let mut w = Writer {
+        dir,
+        opts,
+        segments,
+        failed: None,
+    };
+    std::thread::Builder::new()
+        .name("corral-wal".into())
+        .spawn(move || w.run(rx))
+}
+
+impl Writer {
+    fn run(&mut self, rx: Receiver<Op>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            if let FaultMode::DropUnsynced { sync_delay_ms } = self.opts.fault {
+                std::thread::sleep(Duration::from_millis(sync_delay_ms));
+            }
+            batch.extend(rx.try_iter());
+            let mut bytes = Vec::new();
+            let mut max_index = 0;
+            let mut dones: Vec<Done> = Vec::new();
+            let mut purges = Vec::new();
+            for op in batch {
+                match op {
+                    Op::Write {
+                        bytes: b,
+                        max_index: m,
+                        done,
+                    } => {
+                        bytes.extend_from_slice(&b);
+                        max_index = max_index.max(m);
+                        dones.extend(done);
+                    }
+                    Op::PurgeThrough(i) => purges.push(i),
+                }
+            }
+            let res = self.write_and_sync(&bytes, max_index);
+            for done in dones {
+                done(clone_result(&res));
+            }
+            for i in purges {
+                if let Err(e) = self.purge(i) {
+                    tracing::warn!(error = %e, "WAL: deleting purged segments failed; will retry at next purge");
+                }
+            }
+        }
+        if let Some(seg) = self.segments.last() {
+            let _ = seg.file.sync_data();
+        }
+    }
+
+    fn write_and_sync(&mut self, bytes: &[u8], max_index: u64) -> io::Result<()> {
+        if let Some(why) = &self.failed {
+            return Err(io::Error::other(why.clone()));
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let res = self.try_write(bytes, max_index);
+        if let Err(e) = &res {
+            tracing::error!(error = %e, "WAL write failed; refusing further writes");
+            self.failed = Some(format!("WAL failed earlier: {e}"));
+        }
+        res
+    }
+
+    fn try_write(&mut self, bytes: &[u8], max_index: u64) -> io::Result<()> {
+        let need = bytes.len() as u64;
+        let roll = match self.segments.last() {
+            Some(seg) => seg.end + need > seg.capacity && seg.end > 8,
+            None => true,
+        };
+        if roll {
+            let next = self.segments.last().map_or(1, |s| s.seq + 1);
+            let mut opts = self.opts.clone();
+            opts.segment_bytes = opts.segment_bytes.max(need + 8);
+            self.segments.push(Segment::create(&self.dir, next, &opts)?);
+        }
+        let seg = self
+            .segments
+            .last_mut()
+            .ok_or_else(|| io::Error::other("no active segment"))?;
+        if seg.end + need > seg.capacity {
+            // A batch larger than a segment: grow this one.
+            seg.capacity = seg.end + need;
+        }
+        seg.file.write_all_at(bytes, seg.end)?;
+        seg.file.sync_data()?;
+        seg.end += need;
+        seg.max_index = seg.max_index.max(max_index);
+        Ok(())
+    }
+
+    fn purge(&mut self, index: u64) -> io::Result<()> {
+        // Only a prefix of closed segments, each holding nothing after `index`.
+        let closed = self.segments.len().saturating_sub(1);
+        let n = self.segments[..closed]
+            .iter()
+            .take_while(|s| s.max_index <= index)
+            .count();
+        for seg in self.segments.drain(..n) {
+            std::fs::remove_file(&seg.path)?;
+        }
+        Ok(())
+    }
+}
+
+fn clone_result(r: &io::Result<()>) -> io::Result<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+    }
+}

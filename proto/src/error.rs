@@ -1,0 +1,55 @@
+//! Errors a client can act on. Each says what was wrong and changed nothing.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Error {
+    #[error("no node at {path}")]
+    NoNode { path: String },
+    #[error("node {path} already exists")]
+    NodeExists { path: String },
+    #[error("version mismatch on {path}: expected {expected}, found {actual}")]
+    BadVersion {
+        path: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("node {path} has children")]
+    NotEmpty { path: String },
+    #[error("invalid path {path:?}: {reason}")]
+    InvalidPath { path: String, reason: String },
+    #[error("{what} is {size} bytes, over the limit of {max} bytes")]
+    TooLarge {
+        what: String,
+        size: usize,
+        max: usize,
+    },
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<u64> },
+    #[error("unavailable: {reason}")]
+    Unavailable { reason: String },
+    #[error("bad request: {reason}")]
+    BadRequest { reason: String },
+    #[error("membership change refused: {reason}")]
+    Membership { reason: String },
+    #[error("internal error: {reason}")]
+    Internal { reason: String },
+}
+
+impl Error {
+    pub fn unavailable(reason: impl ToString) -> Self {
+        Error::Unavailable {
+            reason: reason.to_string(),
+        }
+    }
+    pub fn bad_request(reason: impl ToString) -> Self {
+        Error::BadRequest {
+            reason: reason.to_string(),
+        }
+    }
+    pub fn internal(reason: impl ToString) -> Self {
+        Error::Internal {
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The frame codec: `[u32 big-endian length][u8 version][bincode body]`.
+//!
+//! Every decoder here rejects bad input with an error, never a panic: lengths are checked
+//! against a cap before any allocation, and bincode decodes with a byte limit so a hostile
+//! length prefix inside the body cannot make us allocate gigabytes.
+
+use bincode::Options;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Version of the framing and of every message encoded with it.
+pub const FRAME_VERSION: u8 = 1;
+/// Hard cap on one frame. Data is capped lower by server config; snapshot chunks stay below it.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME_BYTES} bytes")]
+    TooLarge(usize),
+    #[error("empty frame")]
+    Empty,
+    #[error("unsupported frame version {0} (this build speaks {FRAME_VERSION})")]
+    Version(u8),
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    #[error("stream closed before a complete frame arrived")]
+    Truncated,
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn options(limit: usize) -> impl Options {
+    bincode::DefaultOptions::new().with_limit(limit as u64)
+}
+
+/// Encode `msg` as one complete frame, length prefix included.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let body = options(MAX_FRAME_BYTES)
+        .serialize(msg)
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let len = body.len() + 1;
+    if len > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut out = Vec::with_capacity(4 + len);
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    out.push(FRAME_VERSION);
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decode the part of a frame after its length prefix (version byte + body).
+pub fn decode_body<T: DeserializeOwned>(buf: &[u8]) -> Result<T, FrameError> {
+    let (&version, body) = buf.split_first().ok_or(FrameError::Empty)?;
+    if version != FRAME_VERSION {
+        return Err(FrameError::Version(version));
+    }
+    options(body.len())
+        .deserialize(body)
+        .map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// Read one frame from `r`. A stream that ends before the frame is complete is `Truncated`.
+pub async fn read<T: DeserializeOwned, R: AsyncRead + Unpin>(r: &mut R) -> Result<T, FrameError> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await.map_err(eof_is_truncated)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len == 0 {
+        return Err(FrameError::Empty);
+    }
+    if len > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await.map_err(eof_is_truncated)?;
+    decode_body(&buf)
+}
+
+/// Write one frame to `w`.
+pub async fn write<T: Serialize, W: AsyncWrite + Unpin>(
+    w: &mut W,
+    msg: &T,
+) -> Result<(), FrameError> {
+    let bytes = encode(msg)?;
+    w.write_all(&bytes).await?;
+    Ok(())
+}
+
+fn eof_is_truncated(e: std::io::Error) -> FrameError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        FrameError::Truncated
+    } else {
+        FrameError::Io(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Consistency, Request, RequestFrame};
+
+    fn sample() -> RequestFrame {
+        RequestFrame {
+            id: 7,
+            body: Request::Get {
+                path: "/a/b".into(),
+                consistency: Consistency::Serializable,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn roundtrip() {
+        let bytes = encode(&sample()).expect("encode");
+        let got: RequestFrame = read(&mut bytes.as_slice()).await.expect("decode");
+        assert_eq!(got, sample());
+    }
+
+    #[tokio::test]
+    async fn every_truncation_is_an_error_not_a_panic() {
+        let bytes = encode(&sample()).expect("encode");
+        for cut in 0..bytes.len() {
+            let res: Result<RequestFrame, _> = read(&mut &bytes[..cut]).await;
+            assert!(res.is_err(), "prefix of {cut} bytes decoded");
+        }
+    }
+
+    #[tokio::test]
+    async fn hostile_lengths_are_rejected_before_allocating() {
+        let huge = (u32::MAX).to_be_bytes();
+        let res: Result<RequestFrame, _> = read(&mut huge.as_slice()).await;
+        assert!(matches!(res, Err(FrameError::TooLarge(_))));
+        // A body whose inner Vec length claims 2^60 bytes.
+        let mut body = vec![FRAME_VERSION, 0, 0];
+        body.extend_from_slice(&[0xff; 9]);
+        let res: Result<RequestFrame, _> = decode_body(&body);
+        assert!(matches!(res, Err(FrameError::Malformed(_))));
+    }
+
+    #[test]
+    fn wrong_version_and_garbage_are_rejected() {
+        let mut bytes = encode(&sample()).expect("encode");
+        bytes[4] = 99;
+        assert!(matches!(
+            decode_body::<RequestFrame>(&bytes[4..]),
+            Err(FrameError::Version(99))
+        ));
+        for seed in 0u8..=255 {
+            let garbage: Vec<u8> = (0..64)
+                .map(|i| seed.wrapping_mul(31).wrapping_add(i))
+                .collect();
+            let mut frame = vec![FRAME_VERSION];
+            frame.extend_from_slice(&garbage);
+            let _ = decode_body::<RequestFrame>(&frame); // must not panic
+        }
+    }
+}

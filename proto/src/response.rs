@@ -1,0 +1,51 @@
+//! Replies to client requests.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Stat};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Ok(Reply),
+    Err(Error),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    Created {
+        path: String,
+        stat: Stat,
+    },
+    Data {
+        data: Vec<u8>,
+        stat: Stat,
+    },
+    Stat(Option<Stat>),
+    Children(Vec<String>),
+    Status(NodeStatus),
+    /// The request succeeded and has nothing to return. `index` is the log index it reached.
+    Done {
+        index: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub id: u64,
+    pub addr: String,
+    /// "leader", "follower", "candidate" or "learner".
+    pub role: String,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub applied_index: u64,
+    pub snapshot_index: u64,
+    pub leader: Option<u64>,
+    pub members: Vec<MemberInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub id: u64,
+    pub addr: String,
+    pub voter: bool,
+}
