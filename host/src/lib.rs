@@ -1,2 +1,3 @@
 //! corral: the server library behind the `corral` binary.
+pub mod state;
 pub mod wal;

@@ -1,0 +1,116 @@
+//! THE deterministic state machine: the node tree (and, as they land, sessions and plugins).
+//!
+//! `apply` depends only on the replicated state and the command: no clock (time is the leader's
+//! timestamp inside the command, made non-decreasing here), no randomness, no IO beyond the
+//! [`KvStore`] it is handed, no hash-map iteration order. It knows nothing of Raft: the caller
+//! passes the log index and stores its own metadata (applied log id, membership) through
+//! [`Txn::put_meta`] in the same atomic batch.
+
+mod command;
+mod snapshot;
+mod store;
+mod tree;
+mod txn;
+
+use std::sync::{Arc, RwLock};
+
+use corral_proto::{Consistency, Error, Reply, Stat};
+
+pub use command::{Command, Op};
+pub use snapshot::{decode as decode_snapshot, encode as encode_snapshot};
+pub use store::{KvStore, MemStore, SledStore, StoreError};
+pub use txn::Txn;
+
+/// The state machine and its store. Applies take the write lock and commit one batch; reads
+/// take the read lock, so a read never sees half of a batch (sled alone would not promise that
+/// across a prefix scan).
+#[derive(Clone)]
+pub struct State {
+    store: Arc<dyn KvStore>,
+    lock: Arc<RwLock<()>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("State")
+    }
+}
+
+impl State {
+    pub fn new(store: Arc<dyn KvStore>) -> Self {
+        State {
+            store,
+            lock: Arc::new(RwLock::new(())),
+        }
+    }
+
+    /// Run `f` with a write overlay and commit what it wrote as one atomic batch.
+    pub fn with_txn<T>(
+        &self,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _guard = self.lock.write().unwrap_or_else(|p| p.into_inner());
+        let mut txn = Txn::new(self.store.as_ref());
+        let out = f(&mut txn)?;
+        let writes = txn.into_writes();
+        self.store.commit(writes)?;
+        Ok(out)
+    }
+
+    /// Apply one command at log index `index`. A command that fails (e.g. `BadVersion`) changes
+    /// nothing: its writes go into a nested overlay that is dropped on error.
+    pub fn apply(
+        txn: &mut Txn<'_>,
+        index: u64,
+        cmd: &Command,
+    ) -> Result<Result<Reply, Error>, StoreError> {
+        let now = txn.advance_time(cmd.ts_ms)?;
+        let mut inner = txn.nested();
+        let res = tree::apply(&mut inner, index, now, &cmd.op)?;
+        if res.is_ok() {
+            let writes = inner.into_writes();
+            txn.absorb(writes);
+        }
+        Ok(res)
+    }
+
+    pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        self.store.get(&txn::meta_key(key))
+    }
+
+    pub fn get(&self, path: &str) -> Result<Result<(Vec<u8>, Stat), Error>, StoreError> {
+        let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        tree::get(self.store.as_ref(), path)
+    }
+
+    pub fn children(&self, path: &str) -> Result<Result<Vec<String>, Error>, StoreError> {
+        let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        tree::children(self.store.as_ref(), path)
+    }
+
+    /// Every key and value, for a snapshot, consistent with the applied index stored among them.
+    pub fn export(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        self.store.export()
+    }
+
+    /// Replace the whole state with a snapshot's contents.
+    pub fn replace_all(&self, items: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError> {
+        let _guard = self.lock.write().unwrap_or_else(|p| p.into_inner());
+        self.store.replace_all(items)
+    }
+
+    /// Make everything applied so far durable (before the WAL may be purged behind it).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.store.flush()
+    }
+}
+
+/// Whether a read needs to go through the leader first.
+pub fn needs_read_index(c: Consistency) -> bool {
+    c == Consistency::Linearizable
+}
+
+#[cfg(test)]
+mod tests;

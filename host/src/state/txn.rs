@@ -1,0 +1,92 @@
+//! A write overlay over a [`KvStore`]: reads see the overlay first, writes stay in memory until
+//! the caller commits them as one batch. Keys are kept in a `BTreeMap` so the batch, and so the
+//! store, never depends on hash order.
+
+use std::collections::BTreeMap;
+
+use super::store::{KvStore, StoreError};
+
+pub type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+pub(crate) fn meta_key(name: &str) -> Vec<u8> {
+    let mut k = b"m/".to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+const TIME_KEY: &str = "time";
+
+pub struct Txn<'a> {
+    base: TxnBase<'a>,
+    writes: Writes,
+}
+
+enum TxnBase<'a> {
+    Store(&'a dyn KvStore),
+    Parent(&'a Txn<'a>),
+}
+
+impl<'a> Txn<'a> {
+    pub fn new(store: &'a dyn KvStore) -> Self {
+        Txn {
+            base: TxnBase::Store(store),
+            writes: Writes::new(),
+        }
+    }
+
+    /// An overlay on top of this one, to be absorbed on success or dropped on failure.
+    pub fn nested(&self) -> Txn<'_> {
+        Txn {
+            base: TxnBase::Parent(self),
+            writes: Writes::new(),
+        }
+    }
+
+    pub fn absorb(&mut self, writes: Writes) {
+        self.writes.extend(writes);
+    }
+
+    pub fn into_writes(self) -> Writes {
+        self.writes
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(v) = self.writes.get(key) {
+            return Ok(v.clone());
+        }
+        match &self.base {
+            TxnBase::Store(s) => s.get(key),
+            TxnBase::Parent(p) => p.get(key),
+        }
+    }
+
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.insert(key, Some(value));
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert(key, None);
+    }
+
+    pub fn put_meta(&mut self, name: &str, value: Vec<u8>) {
+        self.put(meta_key(name), value);
+    }
+
+    pub fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(&meta_key(name))
+    }
+
+    /// State-machine time: the command's leader timestamp, never earlier than any before it
+    /// (a new leader's clock may be behind the old one's).
+    pub fn advance_time(&mut self, ts_ms: u64) -> Result<u64, StoreError> {
+        let prev = match self.get_meta(TIME_KEY)? {
+            Some(b) if b.len() == 8 => u64::from_le_bytes(b.try_into().unwrap_or([0; 8])),
+            _ => 0,
+        };
+        let now = prev.max(ts_ms);
+        if now != prev {
+            self.put_meta(TIME_KEY, now.to_le_bytes().to_vec());
+        }
+        Ok(now)
+    }
+}
