@@ -1,1 +1,20 @@
-//! placeholder
+//! corral-client: the async Rust client for corral.
+//!
+//! A [`Client`] holds one QUIC connection (mutual TLS) to one node of an ensemble, chosen from
+//! an endpoint list, and moves to another node when that connection is lost. Requests that are
+//! safe to repeat (reads, `sync`, `status`) are retried on another node; a write whose reply was
+//! lost is reported as [`ClientError::Indeterminate`] rather than silently sent twice. Requests
+//! the server refused before doing anything (`NotLeader`, e.g. during an election) are retried
+//! until the request timeout.
+//!
+//! An application depends on this crate only: never on the server's wasmtime, openraft or sled.
+
+mod client;
+mod config;
+mod error;
+pub mod tls;
+
+pub use client::Client;
+pub use config::ClientConfig;
+pub use corral_proto::{Consistency, Error as ServerError, MemberInfo, NodeStatus, Stat};
+pub use error::ClientError;

@@ -1,3 +1,5 @@
 //! corral: the server library behind the `corral` binary.
+pub mod net;
+pub mod raft;
 pub mod state;
 pub mod wal;

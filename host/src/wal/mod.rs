@@ -12,9 +12,9 @@
 //!
 //! It must never call a callback before the bytes it covers are durable.
 
+pub mod atomic_file;
 mod record;
 mod segment;
-pub mod vote;
 mod writer;
 
 use std::io;

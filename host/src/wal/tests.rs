@@ -140,13 +140,13 @@ fn purge_deletes_only_closed_segments_fully_covered() {
 #[test]
 fn vote_file_roundtrip_and_corruption() {
     let dir = tempfile::tempdir().expect("tempdir");
-    assert_eq!(vote::load(dir.path(), "vote").expect("load"), None);
-    vote::save(dir.path(), "vote", b"term 3").expect("save");
-    vote::save(dir.path(), "vote", b"term 4").expect("save");
+    assert_eq!(atomic_file::load(dir.path(), "vote").expect("load"), None);
+    atomic_file::save(dir.path(), "vote", b"term 3").expect("save");
+    atomic_file::save(dir.path(), "vote", b"term 4").expect("save");
     assert_eq!(
-        vote::load(dir.path(), "vote").expect("load"),
+        atomic_file::load(dir.path(), "vote").expect("load"),
         Some(b"term 4".to_vec())
     );
     std::fs::write(dir.path().join("vote"), b"\0\0\0\0junk").expect("corrupt");
-    assert!(vote::load(dir.path(), "vote").is_err());
+    assert!(atomic_file::load(dir.path(), "vote").is_err());
 }

@@ -1,5 +1,6 @@
 //! A small file written atomically and durably: write a temp file, fsync it, rename it over
-//! the old one, fsync the directory. Used for the Raft vote, which must never go backwards.
+//! the old one, fsync the directory. Used for the Raft vote (which must never go backwards)
+//! and for the latest snapshot.
 //! Contents: `[crc32c u32 LE][payload]`.
 
 use std::fs::{self, File};

@@ -1,0 +1,383 @@
+//! The client proper: one connection at a time, failover across the endpoint list.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corral_proto::{frame, Consistency, NodeStatus, Reply, Request, RequestFrame, Response, Stat};
+use tokio::sync::Mutex;
+
+use crate::{tls, ClientConfig, ClientError};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const RETRY_BACKOFF: Duration = Duration::from_millis(25);
+
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoints", &self.inner.addrs)
+            .finish()
+    }
+}
+
+struct Inner {
+    endpoint: quinn::Endpoint,
+    quic: quinn::ClientConfig,
+    addrs: Vec<SocketAddr>,
+    /// The live connection and which endpoint it goes to. A tokio mutex: connecting awaits
+    /// while holding it, so concurrent requests share one connection attempt.
+    conn: Mutex<(Option<quinn::Connection>, usize)>,
+    next_id: AtomicU64,
+    timeout: Duration,
+}
+
+enum Attempt {
+    /// Nothing reached a server: safe to send again anywhere.
+    NotSent(String),
+    /// The request may have reached a server.
+    Lost(String),
+}
+
+impl Client {
+    /// Connect to the first reachable endpoint of `cfg`.
+    pub async fn connect(cfg: &ClientConfig) -> Result<Client, ClientError> {
+        let client = Client::new(cfg)?;
+        client.connection().await?;
+        Ok(client)
+    }
+
+    /// Build a client without connecting yet (the first request connects).
+    pub fn new(cfg: &ClientConfig) -> Result<Client, ClientError> {
+        let ca = tls::load_certs(&cfg.ca)?;
+        let chain = tls::load_certs(&cfg.cert)?;
+        let key = tls::load_key(&cfg.key)?;
+        let quic = tls::quic_client_config(
+            &ca,
+            chain,
+            key,
+            corral_proto::ALPN_CLIENT,
+            Duration::from_secs(5),
+        )?;
+        let mut addrs = Vec::new();
+        for e in &cfg.endpoints {
+            let a = e
+                .parse::<SocketAddr>()
+                .map_err(|err| ClientError::Config(format!("endpoint {e:?}: {err}")))?;
+            addrs.push(a);
+        }
+        if addrs.is_empty() {
+            return Err(ClientError::Config("no endpoints".into()));
+        }
+        let bind: SocketAddr = if addrs[0].is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        }
+        .parse()
+        .map_err(|e| ClientError::Config(format!("{e}")))?;
+        let endpoint = quinn::Endpoint::client(bind)
+            .map_err(|e| ClientError::Connect(format!("bind: {e}")))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                endpoint,
+                quic,
+                addrs,
+                conn: Mutex::new((None, 0)),
+                next_id: AtomicU64::new(1),
+                timeout: Duration::from_millis(cfg.timeout_ms.max(1)),
+            }),
+        })
+    }
+
+    /// The address of the node this client is (or will next be) connected to.
+    pub async fn current_endpoint(&self) -> SocketAddr {
+        let g = self.inner.conn.lock().await;
+        self.inner.addrs[g.1 % self.inner.addrs.len()]
+    }
+
+    async fn connection(&self) -> Result<quinn::Connection, ClientError> {
+        let mut g = self.inner.conn.lock().await;
+        if let Some(c) = &g.0 {
+            if c.close_reason().is_none() {
+                return Ok(c.clone());
+            }
+            g.0 = None;
+            g.1 += 1;
+        }
+        let n = self.inner.addrs.len();
+        let mut errors = Vec::new();
+        for k in 0..n {
+            let i = (g.1 + k) % n;
+            let addr = self.inner.addrs[i];
+            match self.dial(addr).await {
+                Ok(c) => {
+                    *g = (Some(c.clone()), i);
+                    return Ok(c);
+                }
+                Err(e) => errors.push(format!("{addr}: {e}")),
+            }
+        }
+        Err(ClientError::Connect(errors.join("; ")))
+    }
+
+    async fn dial(&self, addr: SocketAddr) -> Result<quinn::Connection, String> {
+        let connecting = self
+            .inner
+            .endpoint
+            .connect_with(self.inner.quic.clone(), addr, tls::NODE_SERVER_NAME)
+            .map_err(|e| e.to_string())?;
+        match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("connect timed out".into()),
+        }
+    }
+
+    async fn drop_connection(&self, broken: &quinn::Connection) {
+        let mut g = self.inner.conn.lock().await;
+        if g.0
+            .as_ref()
+            .is_some_and(|c| c.stable_id() == broken.stable_id())
+        {
+            g.0 = None;
+            g.1 += 1;
+        }
+    }
+
+    /// Send one request, with failover and the retries that are safe.
+    pub async fn request(&self, body: Request) -> Result<Reply, ClientError> {
+        let deadline = Instant::now() + self.inner.timeout;
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let req = RequestFrame { id, body };
+        let mut last = String::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(if last.is_empty() {
+                    ClientError::Timeout(self.inner.timeout)
+                } else {
+                    ClientError::Connect(last)
+                });
+            }
+            let conn = match self.connection().await {
+                Ok(c) => c,
+                Err(ClientError::Connect(e)) => {
+                    last = e;
+                    tokio::time::sleep(RETRY_BACKOFF.min(left)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match tokio::time::timeout(left, send(&conn, &req)).await {
+                Ok(Ok(Response::Ok(reply))) => return Ok(reply),
+                Ok(Ok(Response::Err(corral_proto::Error::NotLeader { .. }))) => {
+                    // Refused before anything was done (e.g. an election is running).
+                    last = "no leader".into();
+                    tokio::time::sleep(RETRY_BACKOFF.min(left)).await;
+                }
+                Ok(Ok(Response::Err(e))) => return Err(ClientError::Server(e)),
+                Ok(Err(Attempt::NotSent(e))) => {
+                    self.drop_connection(&conn).await;
+                    last = e;
+                }
+                Ok(Err(Attempt::Lost(e))) => {
+                    self.drop_connection(&conn).await;
+                    if !req.body.is_idempotent() {
+                        return Err(ClientError::Indeterminate(e));
+                    }
+                    last = e;
+                }
+                Err(_) => {
+                    self.drop_connection(&conn).await;
+                    if req.body.is_idempotent() {
+                        return Err(ClientError::Timeout(self.inner.timeout));
+                    }
+                    return Err(ClientError::Indeterminate(
+                        "no reply before the timeout".into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    pub async fn create(&self, path: &str, data: &[u8]) -> Result<Stat, ClientError> {
+        match self
+            .request(Request::Create {
+                path: path.into(),
+                data: data.to_vec(),
+            })
+            .await?
+        {
+            Reply::Created { stat, .. } => Ok(stat),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Result<(Vec<u8>, Stat), ClientError> {
+        self.get_with(path, Consistency::Linearizable).await
+    }
+
+    pub async fn get_with(
+        &self,
+        path: &str,
+        consistency: Consistency,
+    ) -> Result<(Vec<u8>, Stat), ClientError> {
+        match self
+            .request(Request::Get {
+                path: path.into(),
+                consistency,
+            })
+            .await?
+        {
+            Reply::Data { data, stat } => Ok((data, stat)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Set data; with `version`, only if the node is still at that version.
+    pub async fn set(
+        &self,
+        path: &str,
+        data: &[u8],
+        version: Option<u64>,
+    ) -> Result<Stat, ClientError> {
+        match self
+            .request(Request::Set {
+                path: path.into(),
+                data: data.to_vec(),
+                version,
+            })
+            .await?
+        {
+            Reply::Stat(Some(stat)) => Ok(stat),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn delete(&self, path: &str, version: Option<u64>) -> Result<(), ClientError> {
+        match self
+            .request(Request::Delete {
+                path: path.into(),
+                version,
+            })
+            .await?
+        {
+            Reply::Done { .. } => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn exists(
+        &self,
+        path: &str,
+        consistency: Consistency,
+    ) -> Result<Option<Stat>, ClientError> {
+        match self
+            .request(Request::Exists {
+                path: path.into(),
+                consistency,
+            })
+            .await?
+        {
+            Reply::Stat(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn children(
+        &self,
+        path: &str,
+        consistency: Consistency,
+    ) -> Result<Vec<String>, ClientError> {
+        match self
+            .request(Request::Children {
+                path: path.into(),
+                consistency,
+            })
+            .await?
+        {
+            Reply::Children(c) => Ok(c),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Wait until the connected node has applied everything committed now.
+    pub async fn sync(&self) -> Result<u64, ClientError> {
+        match self.request(Request::Sync).await? {
+            Reply::Done { index } => Ok(index),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The connected node's view of the ensemble.
+    pub async fn status(&self) -> Result<NodeStatus, ClientError> {
+        match self.request(Request::Status).await? {
+            Reply::Status(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Bootstrap a fresh ensemble whose voters are `members` (id, address).
+    pub async fn initialize(&self, members: Vec<(u64, String)>) -> Result<(), ClientError> {
+        self.done(Request::Initialize { members }).await
+    }
+
+    pub async fn member_add(&self, id: u64, addr: &str, learner: bool) -> Result<(), ClientError> {
+        self.done(Request::MemberAdd {
+            id,
+            addr: addr.into(),
+            learner,
+        })
+        .await
+    }
+
+    pub async fn member_promote(&self, id: u64) -> Result<(), ClientError> {
+        self.done(Request::MemberPromote { id }).await
+    }
+
+    pub async fn member_remove(&self, id: u64) -> Result<(), ClientError> {
+        self.done(Request::MemberRemove { id }).await
+    }
+
+    async fn done(&self, req: Request) -> Result<(), ClientError> {
+        match self.request(req).await? {
+            Reply::Done { .. } => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Close the connection politely.
+    pub async fn close(&self) {
+        let g = self.inner.conn.lock().await;
+        if let Some(c) = &g.0 {
+            c.close(0u32.into(), b"bye");
+        }
+        drop(g);
+        self.inner.endpoint.wait_idle().await;
+    }
+}
+
+async fn send(conn: &quinn::Connection, req: &RequestFrame) -> Result<Response, Attempt> {
+    let (mut tx, mut rx) = conn
+        .open_bi()
+        .await
+        .map_err(|e| Attempt::NotSent(e.to_string()))?;
+    let bytes = frame::encode(req).map_err(|e| Attempt::NotSent(e.to_string()))?;
+    tx.write_all(&bytes)
+        .await
+        .map_err(|e| Attempt::Lost(e.to_string()))?;
+    let _ = tx.finish();
+    frame::read(&mut rx)
+        .await
+        .map_err(|e| Attempt::Lost(e.to_string()))
+}
+
+fn unexpected(r: Reply) -> ClientError {
+    ClientError::Protocol(format!("unexpected reply {r:?}"))
+}

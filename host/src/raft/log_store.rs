@@ -1,0 +1,231 @@
+//! `RaftLogStorage` over the WAL. Entries are kept in memory too (the log is bounded by
+//! snapshots and purges), so reads never touch the disk; the WAL is for durability.
+//!
+//! `append` returns at once; openraft is told the entries are flushed only from the WAL's
+//! callback, after the `fdatasync` that covers them.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use bincode::Options;
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{Entry, LogState, RaftLogReader, StorageIOError, Vote};
+
+use super::{LogId, StorageError, TypeConfig};
+use crate::wal::{self, Record, RecordKind, Wal, WalOptions};
+
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    wal: Wal,
+    dir: PathBuf,
+    /// Readers (replication tasks) and the single writer (the Raft core) share this. A std
+    /// lock: held only for map operations, never across an await.
+    mem: RwLock<Mem>,
+}
+
+#[derive(Default)]
+struct Mem {
+    entries: BTreeMap<u64, Entry<TypeConfig>>,
+    last_purged: Option<LogId>,
+    committed: Option<LogId>,
+}
+
+fn opts() -> impl Options {
+    bincode::DefaultOptions::new()
+}
+
+fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StorageError> {
+    opts()
+        .serialize(v)
+        .map_err(|e| StorageIOError::write_logs(&e).into())
+}
+
+fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, StorageError> {
+    opts()
+        .deserialize(b)
+        .map_err(|e| StorageIOError::read_logs(&e).into())
+}
+
+impl LogStore {
+    /// Open the log in `dir`, replaying the WAL.
+    pub fn open(dir: &Path, wal_opts: WalOptions) -> Result<LogStore, StorageError> {
+        let (wal, records) =
+            Wal::open(&dir.join("wal"), wal_opts).map_err(|e| StorageIOError::read_logs(&e))?;
+        let mut mem = Mem::default();
+        for r in records {
+            match r.kind {
+                RecordKind::Entry => {
+                    let e: Entry<TypeConfig> = dec(&r.payload)?;
+                    mem.entries.insert(r.index, e);
+                }
+                RecordKind::TruncateFrom => {
+                    mem.entries.split_off(&r.index);
+                }
+                RecordKind::PurgeThrough => {
+                    let id: LogId = dec(&r.payload)?;
+                    mem.entries = mem.entries.split_off(&(r.index + 1));
+                    mem.last_purged = Some(id);
+                }
+                RecordKind::Meta => mem.committed = dec(&r.payload)?,
+            }
+        }
+        if let Some(p) = mem.last_purged {
+            mem.entries = mem.entries.split_off(&(p.index + 1));
+        }
+        Ok(LogStore {
+            inner: Arc::new(Inner {
+                wal,
+                dir: dir.to_path_buf(),
+                mem: RwLock::new(mem),
+            }),
+        })
+    }
+
+    fn mem(&self) -> std::sync::RwLockReadGuard<'_, Mem> {
+        self.inner.mem.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn mem_mut(&self) -> std::sync::RwLockWriteGuard<'_, Mem> {
+        self.inner.mem.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
+        Ok(self
+            .mem()
+            .entries
+            .range(range)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let m = self.mem();
+        let last = m
+            .entries
+            .values()
+            .next_back()
+            .map(|e| e.log_id)
+            .or(m.last_purged);
+        Ok(LogState {
+            last_purged_log_id: m.last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
+        let bytes = opts()
+            .serialize(vote)
+            .map_err(|e| StorageIOError::write_vote(&e))?;
+        let dir = self.inner.dir.clone();
+        tokio::task::spawn_blocking(move || wal::atomic_file::save(&dir, "vote", &bytes))
+            .await
+            .map_err(|e| StorageIOError::write_vote(&e))?
+            .map_err(|e| StorageIOError::write_vote(&e))?;
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
+        match wal::atomic_file::load(&self.inner.dir, "vote")
+            .map_err(|e| StorageIOError::read_vote(&e))?
+        {
+            Some(b) => Ok(Some(
+                opts()
+                    .deserialize(&b)
+                    .map_err(|e| StorageIOError::read_vote(&e))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // Not synced on its own: it rides along with the next batch. Losing it only means
+        // re-learning the commit index from the leader.
+        let rec = Record {
+            kind: RecordKind::Meta,
+            index: 0,
+            payload: enc(&committed)?,
+        };
+        self.mem_mut().committed = committed;
+        self.inner.wal.submit(&[rec], None);
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.mem().committed)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let mut records = Vec::new();
+        {
+            let mut m = self.mem_mut();
+            for e in entries {
+                records.push(Record {
+                    kind: RecordKind::Entry,
+                    index: e.log_id.index,
+                    payload: enc(&e)?,
+                });
+                m.entries.insert(e.log_id.index, e);
+            }
+        }
+        self.inner.wal.submit(
+            &records,
+            Some(Box::new(move |res| callback.log_io_completed(res))),
+        );
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.mem_mut().entries.split_off(&log_id.index);
+        let rec = Record {
+            kind: RecordKind::TruncateFrom,
+            index: log_id.index,
+            payload: Vec::new(),
+        };
+        self.inner.wal.submit(&[rec], None);
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        {
+            let mut m = self.mem_mut();
+            m.entries = m.entries.split_off(&(log_id.index + 1));
+            m.last_purged = Some(log_id);
+        }
+        let rec = Record {
+            kind: RecordKind::PurgeThrough,
+            index: log_id.index,
+            payload: enc(&log_id)?,
+        };
+        self.inner.wal.submit(&[rec], None);
+        self.inner.wal.purge_through(log_id.index);
+        Ok(())
+    }
+}

@@ -1,0 +1,33 @@
+//! What travels on a peer stream: Raft RPCs, writes forwarded to the leader, and ReadIndex.
+//! Every inbound request is checked against the sender's certificate (see `server::peer`).
+
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use super::TypeConfig;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerRequest {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<u64>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A client request received by a follower, for the leader to run.
+    Forward(corral_proto::Request),
+    /// "What index must I apply to serve a linearizable read?" (leader only)
+    ReadIndex,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerResponse {
+    AppendEntries(Result<AppendEntriesResponse<u64>, RaftError<u64>>),
+    Vote(Result<VoteResponse<u64>, RaftError<u64>>),
+    InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
+    Forward(corral_proto::Response),
+    ReadIndex(Result<u64, corral_proto::Error>),
+    /// The request was refused (bad frame, wrong sender, ...).
+    Refused(String),
+}
