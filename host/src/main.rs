@@ -1,1 +1,5 @@
-fn main() {}
+//! The `corral` binary: parse arguments, set up logging, run. Everything else is in the library.
+
+fn main() -> std::process::ExitCode {
+    corral::cli::main()
+}

@@ -14,7 +14,7 @@ mod txn;
 
 use std::sync::{Arc, RwLock};
 
-use corral_proto::{Consistency, Error, Reply, Stat};
+use corral_proto::{Error, Reply, Stat};
 
 pub use command::{Command, Op};
 pub use snapshot::{decode as decode_snapshot, encode as encode_snapshot};
@@ -105,11 +105,6 @@ impl State {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.store.flush()
     }
-}
-
-/// Whether a read needs to go through the leader first.
-pub fn needs_read_index(c: Consistency) -> bool {
-    c == Consistency::Linearizable
 }
 
 #[cfg(test)]

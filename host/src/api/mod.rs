@@ -1,0 +1,59 @@
+//! Client requests: validate → route to the leader (propose, or forward) → reply; reads wait
+//! for the local replica to be fresh enough, then read it.
+//!
+//! Error contract with clients: `NotLeader` means *nothing was done* and the request may be
+//! sent again; `Unavailable` after a forward means the outcome is unknown.
+
+mod admin;
+mod read;
+mod route;
+mod write;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use corral_proto::{Error, Reply, Request, Response};
+
+use crate::config::Limits;
+use crate::net::PeerPool;
+use crate::raft::Raft;
+use crate::state::State;
+
+pub struct Api {
+    pub id: u64,
+    pub raft: Raft,
+    pub state: State,
+    pub pool: Arc<PeerPool>,
+    pub limits: Limits,
+    /// How long one request may wait for a leader, a quorum or the local replica.
+    pub timeout: Duration,
+}
+
+impl Api {
+    /// Handle one client request. `forwarded`: it came from a follower, so it is not forwarded
+    /// again (a stale leader answers `NotLeader` and the follower retries).
+    pub async fn handle(&self, req: Request, forwarded: bool) -> Response {
+        let res = match req {
+            Request::Create { .. } | Request::Set { .. } | Request::Delete { .. } => {
+                self.write(req, forwarded).await
+            }
+            Request::Get { path, consistency } => self.get(&path, consistency).await,
+            Request::Exists { path, consistency } => self.exists(&path, consistency).await,
+            Request::Children { path, consistency } => self.children(&path, consistency).await,
+            Request::Sync => self.sync().await,
+            Request::Status => Ok(Reply::Status(self.status())),
+            Request::Initialize { members } => self.initialize(members).await,
+            Request::MemberAdd { .. }
+            | Request::MemberPromote { .. }
+            | Request::MemberRemove { .. } => self.route(req, forwarded).await,
+        };
+        match res {
+            Ok(r) => Response::Ok(r),
+            Err(e) => Response::Err(e),
+        }
+    }
+}
+
+pub(crate) fn store_err(e: crate::state::StoreError) -> Error {
+    Error::internal(e)
+}

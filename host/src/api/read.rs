@@ -1,0 +1,105 @@
+//! Reads. Linearizable (default): learn the leader's read index (ReadIndex: the leader
+//! confirms with a quorum that it still leads), wait until this replica has applied it, then
+//! read locally. Serializable: read locally at once.
+
+use std::time::Instant;
+
+use corral_proto::{Consistency, Error, Reply};
+
+use super::{store_err, Api};
+use crate::raft::rpc::{PeerRequest, PeerResponse};
+
+impl Api {
+    pub(super) async fn get(&self, path: &str, c: Consistency) -> Result<Reply, Error> {
+        self.barrier(c).await?;
+        let (data, stat) = self.state.get(path).map_err(store_err)??;
+        Ok(Reply::Data { data, stat })
+    }
+
+    pub(super) async fn exists(&self, path: &str, c: Consistency) -> Result<Reply, Error> {
+        self.barrier(c).await?;
+        match self.state.get(path).map_err(store_err)? {
+            Ok((_, stat)) => Ok(Reply::Stat(Some(stat))),
+            Err(Error::NoNode { .. }) => Ok(Reply::Stat(None)),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) async fn children(&self, path: &str, c: Consistency) -> Result<Reply, Error> {
+        self.barrier(c).await?;
+        Ok(Reply::Children(
+            self.state.children(path).map_err(store_err)??,
+        ))
+    }
+
+    pub(super) async fn sync(&self) -> Result<Reply, Error> {
+        let index = self.barrier(Consistency::Linearizable).await?;
+        Ok(Reply::Done { index })
+    }
+
+    /// Make the local replica at least as fresh as `c` requires; returns the index reached.
+    async fn barrier(&self, c: Consistency) -> Result<u64, Error> {
+        if c == Consistency::Serializable {
+            return Ok(self
+                .raft
+                .metrics()
+                .borrow()
+                .last_applied
+                .map_or(0, |l| l.index));
+        }
+        let deadline = Instant::now() + self.timeout;
+        let index = self.read_index(deadline).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.raft
+            .wait(Some(left))
+            .applied_index_at_least(Some(index), "linearizable read")
+            .await
+            .map_err(|e| Error::unavailable(format!("replica did not catch up: {e}")))?;
+        Ok(index)
+    }
+
+    /// The index a linearizable read must wait for, from the leader.
+    async fn read_index(&self, deadline: Instant) -> Result<u64, Error> {
+        loop {
+            let Some(leader) = self.wait_for_leader(deadline).await else {
+                return Err(Error::NotLeader { leader: None });
+            };
+            if leader == self.id {
+                match self.leader_read_index().await {
+                    Ok(i) => return Ok(i),
+                    Err(Error::NotLeader { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            } else if let Some(addr) = self.node_addr(leader) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match self
+                    .pool
+                    .call::<_, PeerResponse>(leader, &addr, &PeerRequest::ReadIndex, left)
+                    .await
+                {
+                    Ok(PeerResponse::ReadIndex(Ok(i))) => return Ok(i),
+                    Ok(PeerResponse::ReadIndex(Err(Error::NotLeader { .. }))) | Err(_) => {}
+                    Ok(PeerResponse::ReadIndex(Err(e))) => return Err(e),
+                    Ok(other) => return Err(Error::internal(format!("leader answered {other:?}"))),
+                }
+            }
+            self.wait_leader_change(Some(leader), deadline).await;
+            if Instant::now() >= deadline {
+                return Err(Error::NotLeader { leader: None });
+            }
+        }
+    }
+
+    /// On the leader: confirm leadership with a quorum and return the index to read at.
+    pub async fn leader_read_index(&self) -> Result<u64, Error> {
+        match self.raft.get_read_log_id().await {
+            Ok((read, _applied)) => Ok(read.map_or(0, |l| l.index)),
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::CheckIsLeaderError::ForwardToLeader(f),
+            )) => Err(Error::NotLeader {
+                leader: f.leader_id,
+            }),
+            Err(e) => Err(Error::unavailable(e)),
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Getting a request to the leader: run it here if this node leads, else forward it over the
+//! peer connection. Waits for an election to finish (bounded by the request timeout).
+
+use std::time::{Duration, Instant};
+
+use corral_proto::{Error, Reply, Request, Response};
+use openraft::error::{ClientWriteError, RaftError};
+
+use super::Api;
+use crate::raft::rpc::{PeerRequest, PeerResponse};
+
+/// What a leader-side attempt came to.
+pub(crate) enum Step {
+    /// Final answer for the client.
+    Done(Error),
+    /// This node turned out not to be the leader; nothing was done.
+    NotLeader,
+}
+
+impl Step {
+    pub(crate) fn from_write_error(
+        e: RaftError<u64, ClientWriteError<u64, openraft::BasicNode>>,
+    ) -> Step {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => Step::NotLeader,
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+                Step::Done(Error::Membership {
+                    reason: e.to_string(),
+                })
+            }
+            RaftError::Fatal(f) => Step::Done(Error::unavailable(format!("raft stopped: {f}"))),
+        }
+    }
+}
+
+impl Api {
+    /// Run `req` on the leader and return its answer.
+    pub(super) async fn route(&self, req: Request, forwarded: bool) -> Result<Reply, Error> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let Some(leader) = self.wait_for_leader(deadline).await else {
+                return Err(Error::NotLeader { leader: None });
+            };
+            if leader == self.id {
+                match self.lead(&req).await {
+                    Ok(r) => return Ok(r),
+                    Err(Step::Done(e)) => return Err(e),
+                    Err(Step::NotLeader) => {
+                        self.wait_leader_change(Some(leader), deadline).await;
+                        continue;
+                    }
+                }
+            }
+            if forwarded {
+                return Err(Error::NotLeader {
+                    leader: Some(leader),
+                });
+            }
+            let Some(addr) = self.node_addr(leader) else {
+                return Err(Error::NotLeader {
+                    leader: Some(leader),
+                });
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self
+                .pool
+                .call::<_, PeerResponse>(leader, &addr, &PeerRequest::Forward(req.clone()), left)
+                .await
+            {
+                Ok(PeerResponse::Forward(Response::Ok(r))) => return Ok(r),
+                Ok(PeerResponse::Forward(Response::Err(Error::NotLeader { .. }))) => {
+                    self.wait_leader_change(Some(leader), deadline).await;
+                }
+                Ok(PeerResponse::Forward(Response::Err(e))) => return Err(e),
+                Ok(other) => return Err(Error::internal(format!("leader answered {other:?}"))),
+                Err(e) if e.nothing_sent() => {
+                    // The leader is unreachable; wait for the election that will replace it.
+                    self.wait_leader_change(Some(leader), deadline).await;
+                }
+                Err(e) => return Err(Error::unavailable(format!("outcome unknown: {e}"))),
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NotLeader { leader: None });
+            }
+        }
+    }
+
+    /// What the leader does with each routed request.
+    async fn lead(&self, req: &Request) -> Result<Reply, Step> {
+        match req {
+            Request::Create { .. } | Request::Set { .. } | Request::Delete { .. } => {
+                let op = self.to_op(req).map_err(Step::Done)?;
+                self.propose(op).await
+            }
+            Request::MemberAdd { id, addr, learner } => self.member_add(*id, addr, *learner).await,
+            Request::MemberPromote { id } => self.member_promote(*id).await,
+            Request::MemberRemove { id } => self.member_remove(*id).await,
+            other => Err(Step::Done(Error::bad_request(format!(
+                "{other:?} cannot be routed"
+            )))),
+        }
+    }
+
+    pub(super) fn node_addr(&self, id: u64) -> Option<String> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+    }
+
+    /// The current leader, waiting (until `deadline`) for one to be elected.
+    pub(super) async fn wait_for_leader(&self, deadline: Instant) -> Option<u64> {
+        let mut rx = self.raft.metrics();
+        loop {
+            if let Some(l) = rx.borrow_and_update().current_leader {
+                return Some(l);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Wait until the leader is no longer `old` (or a short while passes: a leader we failed
+    /// to reach may still be the leader, e.g. after a brief network blip).
+    pub(super) async fn wait_leader_change(&self, old: Option<u64>, deadline: Instant) {
+        let mut rx = self.raft.metrics();
+        let until = deadline.min(Instant::now() + Duration::from_millis(100));
+        loop {
+            if rx.borrow_and_update().current_leader != old {
+                return;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The command line: `serve`, `dev`, `certs`, and client commands (`create`, `get`, ...).
+//! Client commands find the cluster through `--config FILE`, then `$CORRAL_CONFIG`, then
+//! `./.corral-dev/client.toml`. Every command accepts `--json`.
+
+mod certs_cmd;
+mod client_cmds;
+mod dev;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "corral",
+    version,
+    about = "corral: a coordination service with WebAssembly recipes"
+)]
+pub struct Cli {
+    /// Client config file (default: $CORRAL_CONFIG, then ./.corral-dev/client.toml).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Machine-readable output: one JSON object per result.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run one node (its config: --config node.toml).
+    Serve,
+    /// Run a local ensemble: certificates, configs and N nodes under DIR. Ctrl-C stops it.
+    Dev {
+        #[arg(long, default_value = ".corral-dev")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+    },
+    /// Create a CA and issue node and client certificates.
+    #[command(subcommand)]
+    Certs(certs_cmd::CertsCmd),
+    /// Bootstrap a new ensemble whose voters are ID=ADDR ... (sent to one fresh node).
+    Init { members: Vec<String> },
+    /// Create a node.
+    Create {
+        path: String,
+        /// Data ("-" reads standard input).
+        data: Option<String>,
+    },
+    /// Print a node's data.
+    Get {
+        path: String,
+        /// Read the connected node's replica without asking the leader (may be stale).
+        #[arg(long)]
+        serializable: bool,
+    },
+    /// Set a node's data.
+    Set {
+        path: String,
+        data: String,
+        /// Only if the node is at this version.
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// Delete a node (it must have no children).
+    Delete {
+        path: String,
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// List a node's children.
+    Ls {
+        path: String,
+        #[arg(long)]
+        serializable: bool,
+    },
+    /// Print a node's stat.
+    Stat {
+        path: String,
+        #[arg(long)]
+        serializable: bool,
+    },
+    /// Wait until the connected node has applied everything committed.
+    Sync,
+    /// Every node's id, address, role, term, log and applied index, and the leader.
+    Status,
+    /// Change the ensemble's membership.
+    #[command(subcommand)]
+    Member(client_cmds::MemberCmd),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG").unwrap_or_else(|_| "warn".into());
+    let serve = matches!(cli.cmd, Cmd::Serve);
+    let filter = if serve && std::env::var("CORRAL_LOG").is_err() {
+        "info".into()
+    } else {
+        filter
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = cli.json;
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::error(json, &e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
+        Cmd::Serve => serve(cli.config).await,
+        Cmd::Dev { dir, nodes } => dev::run(&dir, nodes, cli.json).await,
+        Cmd::Certs(c) => certs_cmd::run(c, cli.json),
+        cmd => client_cmds::run(cmd, cli.config, cli.json).await,
+    }
+}
+
+async fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let path = config.ok_or_else(|| anyhow::anyhow!("serve needs --config node.toml"))?;
+    let cfg = crate::config::NodeConfig::load(&path)?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        s.cancel();
+    });
+    crate::server::run(cfg, stop, |_| {}).await
+}
+
+/// Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

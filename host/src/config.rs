@@ -1,0 +1,263 @@
+//! `node.toml`: one node's configuration. A bad file is a one-line error naming the file and
+//! the field (`corral serve` exits non-zero with it).
+//!
+//! ```toml
+//! id = 1
+//! listen = "127.0.0.1:0"      # port 0: pick one on first start, then keep it (data_dir/addr)
+//! data_dir = "node1"          # relative paths are relative to this file
+//! [tls]
+//! ca = "ca.pem"
+//! cert = "node1.pem"
+//! key = "node1.key"
+//! [raft]                      # optional; profile "lan" (default) or "wan" sets the timings
+//! profile = "lan"
+//! [limits]
+//! max_data_bytes = 1048576
+//! [[initial_members]]         # optional: bootstrap a fixed-address ensemble on first start
+//! id = 1
+//! addr = "10.0.0.1:7000"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub id: u64,
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub raft: RaftConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub initial_members: Vec<Member>,
+    /// Test-only hooks; never set in production.
+    #[serde(default)]
+    pub test: TestHooks,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub id: u64,
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// One datacenter: failures detected in a few hundred ms.
+    #[default]
+    Lan,
+    /// Datacenters 50–150 ms apart: slower heartbeats and elections, no spurious elections.
+    Wan,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftConfig {
+    pub profile: Profile,
+    /// Override the profile's heartbeat interval.
+    pub heartbeat_ms: Option<u64>,
+    pub election_min_ms: Option<u64>,
+    pub election_max_ms: Option<u64>,
+    /// Take a snapshot (and purge the WAL behind it) every this many applied entries.
+    pub snapshot_every: u64,
+    /// Entries kept in the WAL behind a snapshot, for followers that are only a little behind.
+    pub keep_logs: u64,
+    /// How long a client request may wait for a leader or a quorum.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        RaftConfig {
+            profile: Profile::Lan,
+            heartbeat_ms: None,
+            election_min_ms: None,
+            election_max_ms: None,
+            snapshot_every: 20_000,
+            keep_logs: 5_000,
+            request_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Timings in ms: (heartbeat, election min, election max).
+impl RaftConfig {
+    pub fn timings(&self) -> (u64, u64, u64) {
+        let (h, lo, hi) = match self.profile {
+            Profile::Lan => (50, 150, 300),
+            Profile::Wan => (300, 1500, 3000),
+        };
+        (
+            self.heartbeat_ms.unwrap_or(h),
+            self.election_min_ms.unwrap_or(lo),
+            self.election_max_ms.unwrap_or(hi),
+        )
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_data_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_data_bytes: corral_proto::DEFAULT_MAX_DATA_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TestHooks {
+    /// Power-loss model for the WAL: keep unsynced bytes in memory for this many ms before
+    /// syncing, so a kill -9 drops them (see `wal::FaultMode`).
+    pub wal_drop_unsynced_ms: Option<u64>,
+    /// WAL segment size (small values exercise rolling and purging).
+    pub wal_segment_bytes: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {msg}")]
+pub struct ConfigError {
+    pub file: String,
+    pub msg: String,
+}
+
+impl NodeConfig {
+    /// Read and check `path`. Relative paths inside are resolved against its directory.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let err = |msg: String| ConfigError {
+            file: path.display().to_string(),
+            msg,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let de = toml::Deserializer::new(&text);
+        let mut cfg: NodeConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            let msg = inner.message().replace('\n', " ");
+            if field == "." {
+                err(msg)
+            } else {
+                err(format!("field `{field}`: {msg}"))
+            }
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut cfg.data_dir,
+            &mut cfg.tls.ca,
+            &mut cfg.tls.cert,
+            &mut cfg.tls.key,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        cfg.check().map_err(err)?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| format!("field `listen`: {:?} is not an address: {e}", self.listen))?;
+        let (h, lo, hi) = self.raft.timings();
+        if h == 0 || h >= lo {
+            return Err(format!("field `raft.heartbeat_ms`: {h} must be above 0 and below the election timeout {lo}"));
+        }
+        if lo >= hi {
+            return Err(format!(
+                "field `raft.election_min_ms`: {lo} must be below `raft.election_max_ms` {hi}"
+            ));
+        }
+        if self.raft.snapshot_every == 0 {
+            return Err("field `raft.snapshot_every`: must be above 0".into());
+        }
+        if self.limits.max_data_bytes == 0
+            || self.limits.max_data_bytes > corral_proto::frame::MAX_FRAME_BYTES / 2
+        {
+            return Err(format!(
+                "field `limits.max_data_bytes`: must be between 1 and {}",
+                corral_proto::frame::MAX_FRAME_BYTES / 2
+            ));
+        }
+        for m in &self.initial_members {
+            m.addr.parse::<std::net::SocketAddr>().map_err(|e| {
+                format!(
+                    "field `initial_members`: member {} address {:?}: {e}",
+                    m.id, m.addr
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<NodeConfig, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("node.toml");
+        std::fs::write(&p, text).expect("write");
+        NodeConfig::load(&p)
+    }
+
+    const GOOD: &str = "id = 1\nlisten = \"127.0.0.1:0\"\ndata_dir = \"d\"\n[tls]\nca = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+
+    #[test]
+    fn good_config_resolves_relative_paths() {
+        let cfg = load(GOOD).expect("good");
+        assert!(cfg.data_dir.is_absolute());
+        assert_eq!(cfg.raft.timings(), (50, 150, 300));
+    }
+
+    #[test]
+    fn errors_name_the_field_on_one_line() {
+        let cases = [
+            (GOOD.replace("id = 1", "id = \"one\""), "field `id`"),
+            (
+                GOOD.replace("listen = \"127.0.0.1:0\"", "listen = \"nowhere\""),
+                "field `listen`",
+            ),
+            (
+                format!("{GOOD}[raft]\nheartbeat_ms = 500\n"),
+                "field `raft.heartbeat_ms`",
+            ),
+            (
+                format!("{GOOD}[raft]\nprofile = \"moon\"\n"),
+                "field `raft.profile`",
+            ),
+            (format!("{GOOD}bogus = 1\n"), "bogus"),
+            (
+                GOOD.replace("cert = \"c.pem\"\n", ""),
+                "missing field `cert`",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = load(&text).expect_err("must fail").to_string();
+            assert!(e.contains(want), "{e:?} does not mention {want:?}");
+            assert!(e.contains("node.toml"), "{e:?} does not name the file");
+            assert!(!e.contains('\n'), "{e:?} spans lines");
+        }
+    }
+}

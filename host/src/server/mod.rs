@@ -1,0 +1,172 @@
+//! The composition root: binds the endpoint, opens storage, starts Raft, accepts connections,
+//! and shuts down in order (stop accepting → close connections → Raft → flush storage).
+
+mod client_conn;
+mod peer_conn;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::Api;
+use crate::config::NodeConfig;
+use crate::net::{server_config, PeerPool, TlsFiles};
+use crate::raft::log_store::LogStore;
+use crate::raft::network::Network;
+use crate::raft::state_machine::StateMachine;
+use crate::raft::Raft;
+use crate::state::{SledStore, State};
+use crate::wal::{FaultMode, WalOptions};
+
+const ADDR_FILE: &str = "addr";
+
+/// Run a node until `shutdown` is cancelled. `on_ready` gets the bound address.
+pub async fn run(
+    cfg: NodeConfig,
+    shutdown: CancellationToken,
+    on_ready: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    let tls =
+        TlsFiles::load(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key).map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    let (heartbeat, el_min, el_max) = cfg.raft.timings();
+    // Peers are declared dead by Raft's timers, not QUIC's; the idle timeout only reaps
+    // connections to nodes that are gone.
+    let idle = Duration::from_millis((el_max * 4).max(2_000));
+
+    let socket = bind(&cfg)?;
+    let addr = socket.local_addr()?;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server_config(&tls, idle).map_err(anyhow::Error::msg)?),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )?;
+    crate::wal::atomic_file::save(&cfg.data_dir, ADDR_FILE, addr.to_string().as_bytes())?;
+    let pool = Arc::new(PeerPool::new(
+        endpoint.clone(),
+        tls.peer_client_config(idle).map_err(anyhow::Error::msg)?,
+    ));
+
+    let wal_opts = WalOptions {
+        segment_bytes: cfg
+            .test
+            .wal_segment_bytes
+            .unwrap_or(WalOptions::default().segment_bytes),
+        fault: match cfg.test.wal_drop_unsynced_ms {
+            Some(ms) => FaultMode::DropUnsynced { sync_delay_ms: ms },
+            None => FaultMode::Off,
+        },
+    };
+    let log = LogStore::open(&cfg.data_dir, wal_opts).context("opening the Raft log")?;
+    let store = SledStore::open(&cfg.data_dir.join("state")).context("opening the state store")?;
+    let state = State::new(Arc::new(store));
+    let sm =
+        StateMachine::open(&cfg.data_dir, state.clone()).context("opening the state machine")?;
+
+    let raft_config = openraft::Config {
+        cluster_name: "corral".into(),
+        heartbeat_interval: heartbeat,
+        election_timeout_min: el_min,
+        election_timeout_max: el_max,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.raft.snapshot_every),
+        max_in_snapshot_log_to_keep: cfg.raft.keep_logs,
+        install_snapshot_timeout: 2_000.max(el_max * 4),
+        ..Default::default()
+    }
+    .validate()
+    .context("raft settings")?;
+    let network = Network {
+        id: cfg.id,
+        pool: pool.clone(),
+    };
+    let raft = Raft::new(cfg.id, Arc::new(raft_config), network, log, sm)
+        .await
+        .context("starting raft")?;
+
+    if !cfg.initial_members.is_empty() && !raft.is_initialized().await? {
+        let members: std::collections::BTreeMap<u64, openraft::BasicNode> = cfg
+            .initial_members
+            .iter()
+            .map(|m| (m.id, openraft::BasicNode::new(m.addr.clone())))
+            .collect();
+        if let Err(e) = raft.initialize(members).await {
+            tracing::info!(error = %e, "not bootstrapping from initial_members");
+        }
+    }
+
+    let api = Arc::new(Api {
+        id: cfg.id,
+        raft: raft.clone(),
+        state,
+        pool,
+        limits: cfg.limits.clone(),
+        timeout: Duration::from_millis(cfg.raft.request_timeout_ms),
+    });
+    tracing::info!(id = cfg.id, %addr, "corral node listening");
+    on_ready(addr);
+
+    let tracker = TaskTracker::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                let api = api.clone();
+                let stop = shutdown.clone();
+                tracker.spawn(async move {
+                    if let Err(e) = accept(incoming, api, stop).await {
+                        tracing::debug!(error = %e, "connection ended");
+                    }
+                });
+            }
+        }
+    }
+
+    tracing::info!("shutting down");
+    endpoint.close(0u32.into(), b"shutting down");
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), tracker.wait()).await;
+    raft.shutdown().await.ok();
+    api.state.flush().context("flushing the state store")?;
+    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    Ok(())
+}
+
+/// Bind the UDP socket. Port 0 picks a port on the first start and reuses it afterwards (the
+/// address is in the membership, so a restarted node must come back where it was).
+fn bind(cfg: &NodeConfig) -> Result<UdpSocket> {
+    let mut addr: SocketAddr = cfg.listen.parse().context("field `listen`")?;
+    if addr.port() == 0 {
+        if let Ok(Some(prev)) = crate::wal::atomic_file::load(&cfg.data_dir, ADDR_FILE) {
+            if let Some(prev) = std::str::from_utf8(&prev)
+                .ok()
+                .and_then(|s| s.parse::<SocketAddr>().ok())
+            {
+                addr = prev;
+            }
+        }
+    }
+    UdpSocket::bind(addr).with_context(|| format!("binding {addr}"))
+}
+
+async fn accept(incoming: quinn::Incoming, api: Arc<Api>, stop: CancellationToken) -> Result<()> {
+    let conn = incoming.await?;
+    let alpn = conn
+        .handshake_data()
+        .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|h| h.protocol);
+    match alpn.as_deref() {
+        Some(a) if a == corral_proto::ALPN_PEER => peer_conn::serve(conn, api, stop).await,
+        Some(a) if a == corral_proto::ALPN_CLIENT => client_conn::serve(conn, api, stop).await,
+        _ => {
+            conn.close(1u32.into(), b"unknown ALPN");
+            Ok(())
+        }
+    }
+}

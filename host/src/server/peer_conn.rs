@@ -1,0 +1,71 @@
+//! One peer connection. The sender is the node named by its certificate; a Raft RPC that
+//! claims to come from another node (a vote or append whose leader/candidate id differs) is
+//! refused, so one node's key cannot speak for another.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use corral_proto::frame;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::Api;
+use crate::net::{identity_of, Identity};
+use crate::raft::rpc::{PeerRequest, PeerResponse};
+
+pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationToken) -> Result<()> {
+    let peer = match identity_of(&conn) {
+        Ok(Identity::Node(id)) => id,
+        Ok(other) => {
+            conn.close(2u32.into(), b"peer ALPN needs a node certificate");
+            bail!("refused peer connection from {other}");
+        }
+        Err(e) => {
+            conn.close(2u32.into(), b"bad certificate");
+            bail!("refused peer connection: {e}");
+        }
+    };
+    loop {
+        let (mut tx, mut rx) = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            s = conn.accept_bi() => s?,
+        };
+        let api = api.clone();
+        tokio::spawn(async move {
+            let resp = match frame::read::<PeerRequest, _>(&mut rx).await {
+                Ok(req) => handle(&api, peer, req).await,
+                Err(e) => PeerResponse::Refused(format!("malformed peer request: {e}")),
+            };
+            if let Err(e) = frame::write(&mut tx, &resp).await {
+                tracing::debug!(error = %e, peer, "peer reply not delivered");
+            }
+            let _ = tx.finish();
+        });
+    }
+}
+
+async fn handle(api: &Api, peer: u64, req: PeerRequest) -> PeerResponse {
+    let claimed = match &req {
+        PeerRequest::AppendEntries(r) => Some(r.vote.leader_id().voted_for()),
+        PeerRequest::Vote(r) => Some(r.vote.leader_id().voted_for()),
+        PeerRequest::InstallSnapshot(r) => Some(r.vote.leader_id().voted_for()),
+        PeerRequest::Forward(_) | PeerRequest::ReadIndex => None,
+    };
+    if let Some(claimed) = claimed {
+        if claimed != Some(peer) {
+            return PeerResponse::Refused(format!(
+                "node {peer} sent a request on behalf of {claimed:?}"
+            ));
+        }
+    }
+    match req {
+        PeerRequest::AppendEntries(r) => {
+            PeerResponse::AppendEntries(api.raft.append_entries(r).await)
+        }
+        PeerRequest::Vote(r) => PeerResponse::Vote(api.raft.vote(r).await),
+        PeerRequest::InstallSnapshot(r) => {
+            PeerResponse::InstallSnapshot(api.raft.install_snapshot(r).await)
+        }
+        PeerRequest::Forward(r) => PeerResponse::Forward(api.handle(r, true).await),
+        PeerRequest::ReadIndex => PeerResponse::ReadIndex(api.leader_read_index().await),
+    }
+}
