@@ -20,9 +20,7 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("endpoints", &self.inner.addrs)
-            .finish()
+        f.debug_struct("Client").field("endpoints", &self.inner.addrs).finish()
     }
 }
 
@@ -57,32 +55,19 @@ impl Client {
         let ca = tls::load_certs(&cfg.ca)?;
         let chain = tls::load_certs(&cfg.cert)?;
         let key = tls::load_key(&cfg.key)?;
-        let quic = tls::quic_client_config(
-            &ca,
-            chain,
-            key,
-            corral_proto::ALPN_CLIENT,
-            Duration::from_secs(5),
-        )?;
+        let quic = tls::quic_client_config(&ca, chain, key, corral_proto::ALPN_CLIENT, Duration::from_secs(5))?;
         let mut addrs = Vec::new();
         for e in &cfg.endpoints {
-            let a = e
-                .parse::<SocketAddr>()
-                .map_err(|err| ClientError::Config(format!("endpoint {e:?}: {err}")))?;
+            let a = e.parse::<SocketAddr>().map_err(|err| ClientError::Config(format!("endpoint {e:?}: {err}")))?;
             addrs.push(a);
         }
         if addrs.is_empty() {
             return Err(ClientError::Config("no endpoints".into()));
         }
-        let bind: SocketAddr = if addrs[0].is_ipv6() {
-            "[::]:0"
-        } else {
-            "0.0.0.0:0"
-        }
-        .parse()
-        .map_err(|e| ClientError::Config(format!("{e}")))?;
-        let endpoint = quinn::Endpoint::client(bind)
-            .map_err(|e| ClientError::Connect(format!("bind: {e}")))?;
+        let bind: SocketAddr = if addrs[0].is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }
+            .parse()
+            .map_err(|e| ClientError::Config(format!("{e}")))?;
+        let endpoint = quinn::Endpoint::client(bind).map_err(|e| ClientError::Connect(format!("bind: {e}")))?;
         Ok(Client {
             inner: Arc::new(Inner {
                 endpoint,
@@ -141,10 +126,7 @@ impl Client {
 
     async fn drop_connection(&self, broken: &quinn::Connection) {
         let mut g = self.inner.conn.lock().await;
-        if g.0
-            .as_ref()
-            .is_some_and(|c| c.stable_id() == broken.stable_id())
-        {
+        if g.0.as_ref().is_some_and(|c| c.stable_id() == broken.stable_id()) {
             g.0 = None;
             g.1 += 1;
         }
@@ -198,22 +180,14 @@ impl Client {
                     if req.body.is_idempotent() {
                         return Err(ClientError::Timeout(self.inner.timeout));
                     }
-                    return Err(ClientError::Indeterminate(
-                        "no reply before the timeout".into(),
-                    ));
+                    return Err(ClientError::Indeterminate("no reply before the timeout".into()));
                 }
             }
         }
     }
 
     pub async fn create(&self, path: &str, data: &[u8]) -> Result<Stat, ClientError> {
-        match self
-            .request(Request::Create {
-                path: path.into(),
-                data: data.to_vec(),
-            })
-            .await?
-        {
+        match self.request(Request::Create { path: path.into(), data: data.to_vec() }).await? {
             Reply::Created { stat, .. } => Ok(stat),
             other => Err(unexpected(other)),
         }
@@ -223,85 +197,37 @@ impl Client {
         self.get_with(path, Consistency::Linearizable).await
     }
 
-    pub async fn get_with(
-        &self,
-        path: &str,
-        consistency: Consistency,
-    ) -> Result<(Vec<u8>, Stat), ClientError> {
-        match self
-            .request(Request::Get {
-                path: path.into(),
-                consistency,
-            })
-            .await?
-        {
+    pub async fn get_with(&self, path: &str, consistency: Consistency) -> Result<(Vec<u8>, Stat), ClientError> {
+        match self.request(Request::Get { path: path.into(), consistency }).await? {
             Reply::Data { data, stat } => Ok((data, stat)),
             other => Err(unexpected(other)),
         }
     }
 
     /// Set data; with `version`, only if the node is still at that version.
-    pub async fn set(
-        &self,
-        path: &str,
-        data: &[u8],
-        version: Option<u64>,
-    ) -> Result<Stat, ClientError> {
-        match self
-            .request(Request::Set {
-                path: path.into(),
-                data: data.to_vec(),
-                version,
-            })
-            .await?
-        {
+    pub async fn set(&self, path: &str, data: &[u8], version: Option<u64>) -> Result<Stat, ClientError> {
+        match self.request(Request::Set { path: path.into(), data: data.to_vec(), version }).await? {
             Reply::Stat(Some(stat)) => Ok(stat),
             other => Err(unexpected(other)),
         }
     }
 
     pub async fn delete(&self, path: &str, version: Option<u64>) -> Result<(), ClientError> {
-        match self
-            .request(Request::Delete {
-                path: path.into(),
-                version,
-            })
-            .await?
-        {
+        match self.request(Request::Delete { path: path.into(), version }).await? {
             Reply::Done { .. } => Ok(()),
             other => Err(unexpected(other)),
         }
     }
 
-    pub async fn exists(
-        &self,
-        path: &str,
-        consistency: Consistency,
-    ) -> Result<Option<Stat>, ClientError> {
-        match self
-            .request(Request::Exists {
-                path: path.into(),
-                consistency,
-            })
-            .await?
-        {
+    pub async fn exists(&self, path: &str, consistency: Consistency) -> Result<Option<Stat>, ClientError> {
+        match self.request(Request::Exists { path: path.into(), consistency }).await? {
             Reply::Stat(s) => Ok(s),
             other => Err(unexpected(other)),
         }
     }
 
-    pub async fn children(
-        &self,
-        path: &str,
-        consistency: Consistency,
-    ) -> Result<Vec<String>, ClientError> {
-        match self
-            .request(Request::Children {
-                path: path.into(),
-                consistency,
-            })
-            .await?
-        {
+    pub async fn children(&self, path: &str, consistency: Consistency) -> Result<Vec<String>, ClientError> {
+        match self.request(Request::Children { path: path.into(), consistency }).await? {
             Reply::Children(c) => Ok(c),
             other => Err(unexpected(other)),
         }
@@ -329,12 +255,7 @@ impl Client {
     }
 
     pub async fn member_add(&self, id: u64, addr: &str, learner: bool) -> Result<(), ClientError> {
-        self.done(Request::MemberAdd {
-            id,
-            addr: addr.into(),
-            learner,
-        })
-        .await
+        self.done(Request::MemberAdd { id, addr: addr.into(), learner }).await
     }
 
     pub async fn member_promote(&self, id: u64) -> Result<(), ClientError> {
@@ -364,18 +285,11 @@ impl Client {
 }
 
 async fn send(conn: &quinn::Connection, req: &RequestFrame) -> Result<Response, Attempt> {
-    let (mut tx, mut rx) = conn
-        .open_bi()
-        .await
-        .map_err(|e| Attempt::NotSent(e.to_string()))?;
+    let (mut tx, mut rx) = conn.open_bi().await.map_err(|e| Attempt::NotSent(e.to_string()))?;
     let bytes = frame::encode(req).map_err(|e| Attempt::NotSent(e.to_string()))?;
-    tx.write_all(&bytes)
-        .await
-        .map_err(|e| Attempt::Lost(e.to_string()))?;
+    tx.write_all(&bytes).await.map_err(|e| Attempt::Lost(e.to_string()))?;
     let _ = tx.finish();
-    frame::read(&mut rx)
-        .await
-        .map_err(|e| Attempt::Lost(e.to_string()))
+    frame::read(&mut rx).await.map_err(|e| Attempt::Lost(e.to_string()))
 }
 
 fn unexpected(r: Reply) -> ClientError {

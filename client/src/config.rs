@@ -34,13 +34,8 @@ impl ClientConfig {
     pub fn load(path: &Path) -> Result<Self, ClientError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ClientError::Config(format!("{}: cannot read: {e}", path.display())))?;
-        let mut cfg: ClientConfig = toml::from_str(&text).map_err(|e| {
-            ClientError::Config(format!(
-                "{}: {}",
-                path.display(),
-                e.message().replace('\n', " ")
-            ))
-        })?;
+        let mut cfg: ClientConfig = toml::from_str(&text)
+            .map_err(|e| ClientError::Config(format!("{}: {}", path.display(), e.message().replace('\n', " "))))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [&mut cfg.ca, &mut cfg.cert, &mut cfg.key] {
             if p.is_relative() {
@@ -48,19 +43,13 @@ impl ClientConfig {
             }
         }
         if cfg.endpoints.is_empty() {
-            return Err(ClientError::Config(format!(
-                "{}: field `endpoints` is empty",
-                path.display()
-            )));
+            return Err(ClientError::Config(format!("{}: field `endpoints` is empty", path.display())));
         }
         Ok(cfg)
     }
 
     /// The same identity, pinned to one endpoint.
     pub fn pinned(&self, endpoint: &str) -> ClientConfig {
-        ClientConfig {
-            endpoints: vec![endpoint.to_string()],
-            ..self.clone()
-        }
+        ClientConfig { endpoints: vec![endpoint.to_string()], ..self.clone() }
     }
 }

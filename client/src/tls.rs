@@ -28,33 +28,24 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
     let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| {
-            ClientError::Config(format!("cannot read certificate {}: {e}", path.display()))
-        })?
+        .map_err(|e| ClientError::Config(format!("cannot read certificate {}: {e}", path.display())))?
         .collect();
-    let certs = certs
-        .map_err(|e| ClientError::Config(format!("bad certificate {}: {e}", path.display())))?;
+    let certs = certs.map_err(|e| ClientError::Config(format!("bad certificate {}: {e}", path.display())))?;
     if certs.is_empty() {
-        return Err(ClientError::Config(format!(
-            "no certificate in {}",
-            path.display()
-        )));
+        return Err(ClientError::Config(format!("no certificate in {}", path.display())));
     }
     Ok(certs)
 }
 
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, ClientError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| {
-        ClientError::Config(format!("cannot read private key {}: {e}", path.display()))
-    })
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| ClientError::Config(format!("cannot read private key {}: {e}", path.display())))
 }
 
 pub fn root_store(ca: &[CertificateDer<'static>]) -> Result<rustls::RootCertStore, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     for c in ca {
-        roots
-            .add(c.clone())
-            .map_err(|e| ClientError::Config(format!("bad CA certificate: {e}")))?;
+        roots.add(c.clone()).map_err(|e| ClientError::Config(format!("bad CA certificate: {e}")))?;
     }
     Ok(roots)
 }
@@ -76,8 +67,8 @@ pub fn quic_client_config(
     tls.alpn_protocols = vec![alpn.to_vec()];
     // No 0-RTT: a replayed early write would be applied twice.
     tls.enable_early_data = false;
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-        .map_err(|e| ClientError::Config(e.to_string()))?;
+    let crypto =
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| ClientError::Config(e.to_string()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
     cfg.transport_config(Arc::new(transport(idle_timeout)));
     Ok(cfg)

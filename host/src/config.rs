@@ -102,11 +102,7 @@ impl RaftConfig {
             Profile::Lan => (50, 150, 300),
             Profile::Wan => (300, 1500, 3000),
         };
-        (
-            self.heartbeat_ms.unwrap_or(h),
-            self.election_min_ms.unwrap_or(lo),
-            self.election_max_ms.unwrap_or(hi),
-        )
+        (self.heartbeat_ms.unwrap_or(h), self.election_min_ms.unwrap_or(lo), self.election_max_ms.unwrap_or(hi))
     }
 }
 
@@ -118,9 +114,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_data_bytes: corral_proto::DEFAULT_MAX_DATA_BYTES,
-        }
+        Limits { max_data_bytes: corral_proto::DEFAULT_MAX_DATA_BYTES }
     }
 }
 
@@ -144,10 +138,7 @@ pub struct ConfigError {
 impl NodeConfig {
     /// Read and check `path`. Relative paths inside are resolved against its directory.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
-        let err = |msg: String| ConfigError {
-            file: path.display().to_string(),
-            msg,
-        };
+        let err = |msg: String| ConfigError { file: path.display().to_string(), msg };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
         let de = toml::Deserializer::new(&text);
         let mut cfg: NodeConfig = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -161,12 +152,7 @@ impl NodeConfig {
             }
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [
-            &mut cfg.data_dir,
-            &mut cfg.tls.ca,
-            &mut cfg.tls.cert,
-            &mut cfg.tls.key,
-        ] {
+        for p in [&mut cfg.data_dir, &mut cfg.tls.ca, &mut cfg.tls.cert, &mut cfg.tls.key] {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -184,28 +170,21 @@ impl NodeConfig {
             return Err(format!("field `raft.heartbeat_ms`: {h} must be above 0 and below the election timeout {lo}"));
         }
         if lo >= hi {
-            return Err(format!(
-                "field `raft.election_min_ms`: {lo} must be below `raft.election_max_ms` {hi}"
-            ));
+            return Err(format!("field `raft.election_min_ms`: {lo} must be below `raft.election_max_ms` {hi}"));
         }
         if self.raft.snapshot_every == 0 {
             return Err("field `raft.snapshot_every`: must be above 0".into());
         }
-        if self.limits.max_data_bytes == 0
-            || self.limits.max_data_bytes > corral_proto::frame::MAX_FRAME_BYTES / 2
-        {
+        if self.limits.max_data_bytes == 0 || self.limits.max_data_bytes > corral_proto::frame::MAX_FRAME_BYTES / 2 {
             return Err(format!(
                 "field `limits.max_data_bytes`: must be between 1 and {}",
                 corral_proto::frame::MAX_FRAME_BYTES / 2
             ));
         }
         for m in &self.initial_members {
-            m.addr.parse::<std::net::SocketAddr>().map_err(|e| {
-                format!(
-                    "field `initial_members`: member {} address {:?}: {e}",
-                    m.id, m.addr
-                )
-            })?;
+            m.addr
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| format!("field `initial_members`: member {} address {:?}: {e}", m.id, m.addr))?;
         }
         Ok(())
     }
@@ -235,23 +214,11 @@ mod tests {
     fn errors_name_the_field_on_one_line() {
         let cases = [
             (GOOD.replace("id = 1", "id = \"one\""), "field `id`"),
-            (
-                GOOD.replace("listen = \"127.0.0.1:0\"", "listen = \"nowhere\""),
-                "field `listen`",
-            ),
-            (
-                format!("{GOOD}[raft]\nheartbeat_ms = 500\n"),
-                "field `raft.heartbeat_ms`",
-            ),
-            (
-                format!("{GOOD}[raft]\nprofile = \"moon\"\n"),
-                "field `raft.profile`",
-            ),
+            (GOOD.replace("listen = \"127.0.0.1:0\"", "listen = \"nowhere\""), "field `listen`"),
+            (format!("{GOOD}[raft]\nheartbeat_ms = 500\n"), "field `raft.heartbeat_ms`"),
+            (format!("{GOOD}[raft]\nprofile = \"moon\"\n"), "field `raft.profile`"),
             (format!("{GOOD}bogus = 1\n"), "bogus"),
-            (
-                GOOD.replace("cert = \"c.pem\"\n", ""),
-                "missing field `cert`",
-            ),
+            (GOOD.replace("cert = \"c.pem\"\n", ""), "missing field `cert`"),
         ];
         for (text, want) in cases {
             let e = load(&text).expect_err("must fail").to_string();

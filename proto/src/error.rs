@@ -9,21 +9,13 @@ pub enum Error {
     #[error("node {path} already exists")]
     NodeExists { path: String },
     #[error("version mismatch on {path}: expected {expected}, found {actual}")]
-    BadVersion {
-        path: String,
-        expected: u64,
-        actual: u64,
-    },
+    BadVersion { path: String, expected: u64, actual: u64 },
     #[error("node {path} has children")]
     NotEmpty { path: String },
     #[error("invalid path {path:?}: {reason}")]
     InvalidPath { path: String, reason: String },
     #[error("{what} is {size} bytes, over the limit of {max} bytes")]
-    TooLarge {
-        what: String,
-        size: usize,
-        max: usize,
-    },
+    TooLarge { what: String, size: usize, max: usize },
     #[error("not the leader (leader: {leader:?})")]
     NotLeader { leader: Option<u64> },
     #[error("unavailable: {reason}")]
@@ -38,18 +30,12 @@ pub enum Error {
 
 impl Error {
     pub fn unavailable(reason: impl ToString) -> Self {
-        Error::Unavailable {
-            reason: reason.to_string(),
-        }
+        Error::Unavailable { reason: reason.to_string() }
     }
     pub fn bad_request(reason: impl ToString) -> Self {
-        Error::BadRequest {
-            reason: reason.to_string(),
-        }
+        Error::BadRequest { reason: reason.to_string() }
     }
     pub fn internal(reason: impl ToString) -> Self {
-        Error::Internal {
-            reason: reason.to_string(),
-        }
+        Error::Internal { reason: reason.to_string() }
     }
 }

@@ -36,9 +36,7 @@ fn options(limit: usize) -> impl Options {
 
 /// Encode `msg` as one complete frame, length prefix included.
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
-    let body = options(MAX_FRAME_BYTES)
-        .serialize(msg)
-        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let body = options(MAX_FRAME_BYTES).serialize(msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
     let len = body.len() + 1;
     if len > MAX_FRAME_BYTES {
         return Err(FrameError::TooLarge(len));
@@ -56,9 +54,7 @@ pub fn decode_body<T: DeserializeOwned>(buf: &[u8]) -> Result<T, FrameError> {
     if version != FRAME_VERSION {
         return Err(FrameError::Version(version));
     }
-    options(body.len())
-        .deserialize(body)
-        .map_err(|e| FrameError::Malformed(e.to_string()))
+    options(body.len()).deserialize(body).map_err(|e| FrameError::Malformed(e.to_string()))
 }
 
 /// Read one frame from `r`. A stream that ends before the frame is complete is `Truncated`.
@@ -78,10 +74,7 @@ pub async fn read<T: DeserializeOwned, R: AsyncRead + Unpin>(r: &mut R) -> Resul
 }
 
 /// Write one frame to `w`.
-pub async fn write<T: Serialize, W: AsyncWrite + Unpin>(
-    w: &mut W,
-    msg: &T,
-) -> Result<(), FrameError> {
+pub async fn write<T: Serialize, W: AsyncWrite + Unpin>(w: &mut W, msg: &T) -> Result<(), FrameError> {
     let bytes = encode(msg)?;
     w.write_all(&bytes).await?;
     Ok(())
@@ -101,13 +94,7 @@ mod tests {
     use crate::{Consistency, Request, RequestFrame};
 
     fn sample() -> RequestFrame {
-        RequestFrame {
-            id: 7,
-            body: Request::Get {
-                path: "/a/b".into(),
-                consistency: Consistency::Serializable,
-            },
-        }
+        RequestFrame { id: 7, body: Request::Get { path: "/a/b".into(), consistency: Consistency::Serializable } }
     }
 
     #[tokio::test]
@@ -142,14 +129,9 @@ mod tests {
     fn wrong_version_and_garbage_are_rejected() {
         let mut bytes = encode(&sample()).expect("encode");
         bytes[4] = 99;
-        assert!(matches!(
-            decode_body::<RequestFrame>(&bytes[4..]),
-            Err(FrameError::Version(99))
-        ));
+        assert!(matches!(decode_body::<RequestFrame>(&bytes[4..]), Err(FrameError::Version(99))));
         for seed in 0u8..=255 {
-            let garbage: Vec<u8> = (0..64)
-                .map(|i| seed.wrapping_mul(31).wrapping_add(i))
-                .collect();
+            let garbage: Vec<u8> = (0..64).map(|i| seed.wrapping_mul(31).wrapping_add(i)).collect();
             let mut frame = vec![FRAME_VERSION];
             frame.extend_from_slice(&garbage);
             let _ = decode_body::<RequestFrame>(&frame); // must not panic

@@ -75,11 +75,7 @@ impl Request {
     pub fn is_idempotent(&self) -> bool {
         matches!(
             self,
-            Request::Get { .. }
-                | Request::Exists { .. }
-                | Request::Children { .. }
-                | Request::Sync
-                | Request::Status
+            Request::Get { .. } | Request::Exists { .. } | Request::Children { .. } | Request::Sync | Request::Status
         )
     }
 }

@@ -23,20 +23,11 @@ impl Api {
         };
         let members = membership
             .nodes()
-            .map(|(id, n)| MemberInfo {
-                id: *id,
-                addr: n.addr.clone(),
-                voter: voters.contains(id),
-            })
+            .map(|(id, n)| MemberInfo { id: *id, addr: n.addr.clone(), voter: voters.contains(id) })
             .collect();
         NodeStatus {
             id: self.id,
-            addr: self
-                .pool
-                .endpoint()
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
+            addr: self.pool.endpoint().local_addr().map(|a| a.to_string()).unwrap_or_default(),
             role: role.to_string(),
             term: m.current_term,
             last_log_index: m.last_log_index.unwrap_or(0),
@@ -61,51 +52,30 @@ impl Api {
         }
         match self.raft.initialize(nodes).await {
             Ok(()) => Ok(Reply::Done { index: 0 }),
-            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Err(Error::Membership {
-                reason: "this node is already initialized".into(),
-            }),
-            Err(e) => Err(Error::Membership {
-                reason: e.to_string(),
-            }),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
+                Err(Error::Membership { reason: "this node is already initialized".into() })
+            }
+            Err(e) => Err(Error::Membership { reason: e.to_string() }),
         }
     }
 
-    pub(super) async fn member_add(
-        &self,
-        id: u64,
-        addr: &str,
-        learner: bool,
-    ) -> Result<Reply, Step> {
+    pub(super) async fn member_add(&self, id: u64, addr: &str, learner: bool) -> Result<Reply, Step> {
         addr.parse::<std::net::SocketAddr>()
             .map_err(|e| Step::Done(Error::bad_request(format!("address {addr:?}: {e}"))))?;
         // Blocks until the learner has caught up, so promoting it next does not stall writes.
-        let r = self
-            .raft
-            .add_learner(id, BasicNode::new(addr), true)
-            .await
-            .map_err(Step::from_write_error)?;
+        let r = self.raft.add_learner(id, BasicNode::new(addr), true).await.map_err(Step::from_write_error)?;
         if learner {
-            return Ok(Reply::Done {
-                index: r.log_id.index,
-            });
+            return Ok(Reply::Done { index: r.log_id.index });
         }
         self.member_promote(id).await
     }
 
     pub(super) async fn member_promote(&self, id: u64) -> Result<Reply, Step> {
-        self.change(ChangeMembers::AddVoterIds(BTreeSet::from([id])))
-            .await
+        self.change(ChangeMembers::AddVoterIds(BTreeSet::from([id]))).await
     }
 
     pub(super) async fn member_remove(&self, id: u64) -> Result<Reply, Step> {
-        let is_voter = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|v| v == id);
+        let is_voter = self.raft.metrics().borrow().membership_config.membership().voter_ids().any(|v| v == id);
         let change = if is_voter {
             ChangeMembers::RemoveVoters(BTreeSet::from([id]))
         } else {
@@ -116,13 +86,9 @@ impl Api {
 
     async fn change(&self, change: ChangeMembers<u64, BasicNode>) -> Result<Reply, Step> {
         match self.raft.change_membership(change, false).await {
-            Ok(r) => Ok(Reply::Done {
-                index: r.log_id.index,
-            }),
+            Ok(r) => Ok(Reply::Done { index: r.log_id.index }),
             Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(Step::Done(Error::Membership {
-                    reason: e.to_string(),
-                }))
+                Err(Step::Done(Error::Membership { reason: e.to_string() }))
             }
             Err(e) => Err(Step::from_write_error(e)),
         }

@@ -34,18 +34,16 @@ impl Api {
     /// again (a stale leader answers `NotLeader` and the follower retries).
     pub async fn handle(&self, req: Request, forwarded: bool) -> Response {
         let res = match req {
-            Request::Create { .. } | Request::Set { .. } | Request::Delete { .. } => {
-                self.write(req, forwarded).await
-            }
+            Request::Create { .. } | Request::Set { .. } | Request::Delete { .. } => self.write(req, forwarded).await,
             Request::Get { path, consistency } => self.get(&path, consistency).await,
             Request::Exists { path, consistency } => self.exists(&path, consistency).await,
             Request::Children { path, consistency } => self.children(&path, consistency).await,
             Request::Sync => self.sync().await,
             Request::Status => Ok(Reply::Status(self.status())),
             Request::Initialize { members } => self.initialize(members).await,
-            Request::MemberAdd { .. }
-            | Request::MemberPromote { .. }
-            | Request::MemberRemove { .. } => self.route(req, forwarded).await,
+            Request::MemberAdd { .. } | Request::MemberPromote { .. } | Request::MemberRemove { .. } => {
+                self.route(req, forwarded).await
+            }
         };
         match res {
             Ok(r) => Response::Ok(r),

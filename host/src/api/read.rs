@@ -27,9 +27,7 @@ impl Api {
 
     pub(super) async fn children(&self, path: &str, c: Consistency) -> Result<Reply, Error> {
         self.barrier(c).await?;
-        Ok(Reply::Children(
-            self.state.children(path).map_err(store_err)??,
-        ))
+        Ok(Reply::Children(self.state.children(path).map_err(store_err)??))
     }
 
     pub(super) async fn sync(&self) -> Result<Reply, Error> {
@@ -40,12 +38,7 @@ impl Api {
     /// Make the local replica at least as fresh as `c` requires; returns the index reached.
     async fn barrier(&self, c: Consistency) -> Result<u64, Error> {
         if c == Consistency::Serializable {
-            return Ok(self
-                .raft
-                .metrics()
-                .borrow()
-                .last_applied
-                .map_or(0, |l| l.index));
+            return Ok(self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index));
         }
         let deadline = Instant::now() + self.timeout;
         let index = self.read_index(deadline).await?;
@@ -72,15 +65,16 @@ impl Api {
                 }
             } else if let Some(addr) = self.node_addr(leader) {
                 let left = deadline.saturating_duration_since(Instant::now());
-                match self
-                    .pool
-                    .call::<_, PeerResponse>(leader, &addr, &PeerRequest::ReadIndex, left)
-                    .await
-                {
-                    Ok(PeerResponse::ReadIndex(Ok(i))) => return Ok(i),
-                    Ok(PeerResponse::ReadIndex(Err(Error::NotLeader { .. }))) | Err(_) => {}
-                    Ok(PeerResponse::ReadIndex(Err(e))) => return Err(e),
-                    Ok(other) => return Err(Error::internal(format!("leader answered {other:?}"))),
+                let call = self.pool.call::<_, PeerResponse>(leader, &addr, &PeerRequest::ReadIndex, left);
+                let res = tokio::select! {
+                    r = call => Some(r),
+                    _ = self.leader_moved_from(leader) => None,
+                };
+                match res {
+                    Some(Ok(PeerResponse::ReadIndex(Ok(i)))) => return Ok(i),
+                    None | Some(Ok(PeerResponse::ReadIndex(Err(Error::NotLeader { .. })))) | Some(Err(_)) => {}
+                    Some(Ok(PeerResponse::ReadIndex(Err(e)))) => return Err(e),
+                    Some(Ok(other)) => return Err(Error::internal(format!("leader answered {other:?}"))),
                 }
             }
             self.wait_leader_change(Some(leader), deadline).await;
@@ -94,11 +88,9 @@ impl Api {
     pub async fn leader_read_index(&self) -> Result<u64, Error> {
         match self.raft.get_read_log_id().await {
             Ok((read, _applied)) => Ok(read.map_or(0, |l| l.index)),
-            Err(openraft::error::RaftError::APIError(
-                openraft::error::CheckIsLeaderError::ForwardToLeader(f),
-            )) => Err(Error::NotLeader {
-                leader: f.leader_id,
-            }),
+            Err(openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(Error::NotLeader { leader: f.leader_id })
+            }
             Err(e) => Err(Error::unavailable(e)),
         }
     }

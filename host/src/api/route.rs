@@ -18,15 +18,11 @@ pub(crate) enum Step {
 }
 
 impl Step {
-    pub(crate) fn from_write_error(
-        e: RaftError<u64, ClientWriteError<u64, openraft::BasicNode>>,
-    ) -> Step {
+    pub(crate) fn from_write_error(e: RaftError<u64, ClientWriteError<u64, openraft::BasicNode>>) -> Step {
         match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => Step::NotLeader,
             RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-                Step::Done(Error::Membership {
-                    reason: e.to_string(),
-                })
+                Step::Done(Error::Membership { reason: e.to_string() })
             }
             RaftError::Fatal(f) => Step::Done(Error::unavailable(format!("raft stopped: {f}"))),
         }
@@ -52,21 +48,22 @@ impl Api {
                 }
             }
             if forwarded {
-                return Err(Error::NotLeader {
-                    leader: Some(leader),
-                });
+                return Err(Error::NotLeader { leader: Some(leader) });
             }
             let Some(addr) = self.node_addr(leader) else {
-                return Err(Error::NotLeader {
-                    leader: Some(leader),
-                });
+                return Err(Error::NotLeader { leader: Some(leader) });
             };
             let left = deadline.saturating_duration_since(Instant::now());
-            match self
-                .pool
-                .call::<_, PeerResponse>(leader, &addr, &PeerRequest::Forward(req.clone()), left)
-                .await
-            {
+            let fwd = PeerRequest::Forward(req.clone());
+            let call = self.pool.call::<_, PeerResponse>(leader, &addr, &fwd, left);
+            let res = tokio::select! {
+                r = call => r,
+                // A dead leader never answers; once an election starts, stop waiting for it.
+                _ = self.leader_moved_from(leader) => {
+                    return Err(Error::unavailable("the leader changed while the request was in flight; outcome unknown"));
+                }
+            };
+            match res {
                 Ok(PeerResponse::Forward(Response::Ok(r))) => return Ok(r),
                 Ok(PeerResponse::Forward(Response::Err(Error::NotLeader { .. }))) => {
                     self.wait_leader_change(Some(leader), deadline).await;
@@ -95,19 +92,24 @@ impl Api {
             Request::MemberAdd { id, addr, learner } => self.member_add(*id, addr, *learner).await,
             Request::MemberPromote { id } => self.member_promote(*id).await,
             Request::MemberRemove { id } => self.member_remove(*id).await,
-            other => Err(Step::Done(Error::bad_request(format!(
-                "{other:?} cannot be routed"
-            )))),
+            other => Err(Step::Done(Error::bad_request(format!("{other:?} cannot be routed")))),
         }
     }
 
     pub(super) fn node_addr(&self, id: u64) -> Option<String> {
         let m = self.raft.metrics();
         let m = m.borrow();
-        m.membership_config
-            .membership()
-            .get_node(&id)
-            .map(|n| n.addr.clone())
+        m.membership_config.membership().get_node(&id).map(|n| n.addr.clone())
+    }
+
+    /// Resolves once this node no longer believes `leader` leads (an election started or ended).
+    pub(super) async fn leader_moved_from(&self, leader: u64) {
+        let mut rx = self.raft.metrics();
+        while rx.borrow_and_update().current_leader == Some(leader) {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// The current leader, waiting (until `deadline`) for one to be elected.

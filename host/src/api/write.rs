@@ -19,10 +19,7 @@ impl Api {
             Request::Delete { path, .. } => (path, None),
             other => return Err(Error::bad_request(format!("{other:?} is not a write"))),
         };
-        path::validate(p).map_err(|reason| Error::InvalidPath {
-            path: p.clone(),
-            reason: reason.into(),
-        })?;
+        path::validate(p).map_err(|reason| Error::InvalidPath { path: p.clone(), reason: reason.into() })?;
         if let Some(d) = data {
             if d.len() > self.limits.max_data_bytes {
                 return Err(Error::TooLarge {
@@ -34,15 +31,7 @@ impl Api {
         }
         Ok(match req.clone() {
             Request::Create { path, data } => Op::Create { path, data },
-            Request::Set {
-                path,
-                data,
-                version,
-            } => Op::Set {
-                path,
-                data,
-                version,
-            },
+            Request::Set { path, data, version } => Op::Set { path, data, version },
             Request::Delete { path, version } => Op::Delete { path, version },
             _ => unreachable_op(),
         })
@@ -50,10 +39,7 @@ impl Api {
 
     /// On the leader: stamp the command and propose it.
     pub(super) async fn propose(&self, op: Op) -> Result<Reply, super::route::Step> {
-        let cmd = Command {
-            ts_ms: now_ms(),
-            op,
-        };
+        let cmd = Command { ts_ms: now_ms(), op };
         match self.raft.client_write(cmd).await {
             Ok(resp) => resp.data.map_err(super::route::Step::Done),
             Err(e) => Err(super::route::Step::from_write_error(e)),
@@ -63,15 +49,9 @@ impl Api {
 
 fn unreachable_op() -> Op {
     // `to_op` matched the same variants above; keep the compiler happy without a panic.
-    Op::Delete {
-        path: "/".into(),
-        version: Some(u64::MAX),
-    }
+    Op::Delete { path: "/".into(), version: Some(u64::MAX) }
 }
 
 pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

@@ -41,13 +41,9 @@ pub fn run(cmd: CertsCmd, json_mode: bool) -> Result<()> {
             certs::create_ca(&dir)?;
             certs::ca_paths(&dir)
         }
-        CertsCmd::Node { dir, id, host } => {
-            certs::issue_node(&certs::load_ca(&dir)?, &dir, id, &host)?
-        }
+        CertsCmd::Node { dir, id, host } => certs::issue_node(&certs::load_ca(&dir)?, &dir, id, &host)?,
         CertsCmd::Client { dir, name } => certs::issue_client(&certs::load_ca(&dir)?, &dir, &name)?,
     };
-    print(json_mode, json!({ "cert": cert, "key": key }), || {
-        format!("wrote {} and {}", cert.display(), key.display())
-    });
+    print(json_mode, json!({ "cert": cert, "key": key }), || format!("wrote {} and {}", cert.display(), key.display()));
     Ok(())
 }

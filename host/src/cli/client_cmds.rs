@@ -54,9 +54,7 @@ fn data_arg(data: Option<String>) -> Result<Vec<u8>> {
         None => Ok(Vec::new()),
         Some("-") => {
             let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .context("reading standard input")?;
+            std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
             Ok(buf)
         }
         Some(s) => Ok(s.as_bytes().to_vec()),
@@ -73,44 +71,24 @@ pub async fn run(cmd: Cmd, config: Option<PathBuf>, j: bool) -> Result<()> {
         Cmd::Init { members } => {
             let mut parsed = Vec::new();
             for m in &members {
-                let (id, addr) = m
-                    .split_once('=')
-                    .ok_or_else(|| anyhow!("member {m:?}: expected ID=ADDR"))?;
-                parsed.push((
-                    id.parse()
-                        .with_context(|| format!("member {m:?}: bad id"))?,
-                    addr.to_string(),
-                ));
+                let (id, addr) = m.split_once('=').ok_or_else(|| anyhow!("member {m:?}: expected ID=ADDR"))?;
+                parsed.push((id.parse().with_context(|| format!("member {m:?}: bad id"))?, addr.to_string()));
             }
             client.initialize(parsed).await?;
-            print(j, json!({ "initialized": members }), || {
-                "initialized".into()
-            });
+            print(j, json!({ "initialized": members }), || "initialized".into());
         }
         Cmd::Create { path, data } => {
             let stat = client.create(&path, &data_arg(data)?).await?;
-            print(j, json!({ "path": path, "stat": stat_json(&stat) }), || {
-                path.clone()
-            });
+            print(j, json!({ "path": path, "stat": stat_json(&stat) }), || path.clone());
         }
         Cmd::Get { path, serializable } => {
             let (data, stat) = client.get_with(&path, consistency(serializable)).await?;
             let text = String::from_utf8_lossy(&data).into_owned();
-            print(
-                j,
-                json!({ "path": path, "data": text, "stat": stat_json(&stat) }),
-                || text.clone(),
-            );
+            print(j, json!({ "path": path, "data": text, "stat": stat_json(&stat) }), || text.clone());
         }
-        Cmd::Set {
-            path,
-            data,
-            version,
-        } => {
+        Cmd::Set { path, data, version } => {
             let stat = client.set(&path, data.as_bytes(), version).await?;
-            print(j, json!({ "path": path, "stat": stat_json(&stat) }), || {
-                format!("version {}", stat.version)
-            });
+            print(j, json!({ "path": path, "stat": stat_json(&stat) }), || format!("version {}", stat.version));
         }
         Cmd::Delete { path, version } => {
             client.delete(&path, version).await?;
@@ -118,34 +96,21 @@ pub async fn run(cmd: Cmd, config: Option<PathBuf>, j: bool) -> Result<()> {
         }
         Cmd::Ls { path, serializable } => {
             let children = client.children(&path, consistency(serializable)).await?;
-            print(j, json!({ "path": path, "children": children }), || {
-                children.join("\n")
-            });
+            print(j, json!({ "path": path, "children": children }), || children.join("\n"));
         }
-        Cmd::Stat { path, serializable } => {
-            match client.exists(&path, consistency(serializable)).await? {
-                Some(stat) => print(j, json!({ "path": path, "stat": stat_json(&stat) }), || {
-                    stat_text(&stat)
-                }),
-                None => bail!(corral_client::ClientError::Server(
-                    corral_client::ServerError::NoNode { path }
-                )),
-            }
-        }
+        Cmd::Stat { path, serializable } => match client.exists(&path, consistency(serializable)).await? {
+            Some(stat) => print(j, json!({ "path": path, "stat": stat_json(&stat) }), || stat_text(&stat)),
+            None => bail!(corral_client::ClientError::Server(corral_client::ServerError::NoNode { path })),
+        },
         Cmd::Sync => {
             let index = client.sync().await?;
-            print(j, json!({ "index": index }), || {
-                format!("synced to index {index}")
-            });
+            print(j, json!({ "index": index }), || format!("synced to index {index}"));
         }
         Cmd::Member(m) => {
             let what = match m {
                 MemberCmd::Add { id, addr, learner } => {
                     client.member_add(id, &addr, learner).await?;
-                    format!(
-                        "added node {id} at {addr}{}",
-                        if learner { " as a learner" } else { "" }
-                    )
+                    format!("added node {id} at {addr}{}", if learner { " as a learner" } else { "" })
                 }
                 MemberCmd::Promote { id } => {
                     client.member_promote(id).await?;

@@ -24,9 +24,7 @@ pub async fn run(dir: &Path, n: u64, json_mode: bool) -> Result<()> {
         bail!("--nodes must be between 1 and 9");
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dir = dir
-        .canonicalize()
-        .with_context(|| format!("resolving {}", dir.display()))?;
+    let dir = dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
     prepare(&dir, n)?;
     let exe = std::env::current_exe().context("locating the corral binary")?;
     let mut children = Vec::new();
@@ -77,10 +75,7 @@ fn prepare(dir: &Path, n: u64) -> Result<()> {
 
 fn spawn_node(exe: &Path, dir: &Path, id: u64) -> Result<Child> {
     let nd = node_dir(dir, id);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(nd.join("log"))?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(nd.join("log"))?;
     let child = Command::new(exe)
         .arg("serve")
         .arg("--config")
@@ -121,10 +116,7 @@ async fn bring_up(dir: &Path, n: u64, json_mode: bool) -> Result<()> {
     }
     if !initialized {
         let members = (1..=n).zip(addrs.iter().cloned()).collect();
-        Client::new(&client_cfg.pinned(&addrs[0]))?
-            .initialize(members)
-            .await
-            .context("bootstrapping")?;
+        Client::new(&client_cfg.pinned(&addrs[0]))?.initialize(members).await.context("bootstrapping")?;
     }
     let leader = wait_agreed_leader(&client_cfg, &addrs, deadline).await?;
     let cfg_path = dir.join("client.toml");
@@ -150,20 +142,13 @@ async fn wait_addr(dir: &Path, id: u64, deadline: Instant) -> Result<String> {
             }
         }
         if Instant::now() > deadline {
-            bail!(
-                "node {id} did not start; see {}",
-                node_dir(dir, id).join("log").display()
-            );
+            bail!("node {id} did not start; see {}", node_dir(dir, id).join("log").display());
         }
         tokio::time::sleep(POLL).await;
     }
 }
 
-async fn poll_status(
-    cfg: &ClientConfig,
-    addr: &str,
-    deadline: Instant,
-) -> Result<corral_client::NodeStatus> {
+async fn poll_status(cfg: &ClientConfig, addr: &str, deadline: Instant) -> Result<corral_client::NodeStatus> {
     let mut pinned = cfg.pinned(addr);
     pinned.timeout_ms = 1_000;
     let client = Client::new(&pinned)?;
@@ -176,11 +161,7 @@ async fn poll_status(
     }
 }
 
-async fn wait_agreed_leader(
-    cfg: &ClientConfig,
-    addrs: &[String],
-    deadline: Instant,
-) -> Result<u64> {
+async fn wait_agreed_leader(cfg: &ClientConfig, addrs: &[String], deadline: Instant) -> Result<u64> {
     loop {
         let mut leaders = Vec::new();
         for a in addrs {
@@ -214,10 +195,7 @@ async fn stop_children(dir: &Path, children: Vec<Child>) {
         }
     }
     for (i, mut c) in children.into_iter().enumerate() {
-        if tokio::time::timeout(Duration::from_secs(5), c.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(Duration::from_secs(5), c.wait()).await.is_err() {
             let _ = c.kill().await;
         }
         let _ = std::fs::remove_file(node_dir(dir, i as u64 + 1).join("pid"));

@@ -13,11 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "corral",
-    version,
-    about = "corral: a coordination service with WebAssembly recipes"
-)]
+#[command(name = "corral", version, about = "corral: a coordination service with WebAssembly recipes")]
 pub struct Cli {
     /// Client config file (default: $CORRAL_CONFIG, then ./.corral-dev/client.toml).
     #[arg(long, global = true)]
@@ -95,18 +91,10 @@ pub enum Cmd {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG").unwrap_or_else(|_| "warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG").unwrap_or_else(|_| "warn".into());
     let serve = matches!(cli.cmd, Cmd::Serve);
-    let filter = if serve && std::env::var("CORRAL_LOG").is_err() {
-        "info".into()
-    } else {
-        filter
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = if serve && std::env::var("CORRAL_LOG").is_err() { "info".into() } else { filter };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let rt = match tokio::runtime::Runtime::new() {

@@ -18,13 +18,7 @@ pub fn error(json_mode: bool, e: &anyhow::Error) {
     let kind = e
         .downcast_ref::<ClientError>()
         .and_then(|c| c.server())
-        .map(|s| {
-            format!("{s:?}")
-                .split([' ', '{', '('])
-                .next()
-                .unwrap_or("Error")
-                .to_string()
-        })
+        .map(|s| format!("{s:?}").split([' ', '{', '(']).next().unwrap_or("Error").to_string())
         .unwrap_or_else(|| "Error".into());
     let msg = format!("{e:#}").replace('\n', " ");
     if json_mode {

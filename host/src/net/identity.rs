@@ -30,18 +30,14 @@ pub fn identity_of(conn: &quinn::Connection) -> Result<Identity, String> {
 }
 
 pub fn identity_from_der(der: &[u8]) -> Result<Identity, String> {
-    let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| format!("unparsable certificate: {e}"))?;
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("unparsable certificate: {e}"))?;
     let san = cert
         .subject_alternative_name()
         .map_err(|e| format!("bad subjectAltName: {e}"))?
         .ok_or("certificate has no subjectAltName")?;
     for name in &san.value.general_names {
         if let GeneralName::DNSName(dns) = name {
-            if let Some(id) = dns
-                .strip_prefix("node-")
-                .and_then(|s| s.strip_suffix(".corral"))
-            {
+            if let Some(id) = dns.strip_prefix("node-").and_then(|s| s.strip_suffix(".corral")) {
                 if let Ok(id) = id.parse() {
                     return Ok(Identity::Node(id));
                 }

@@ -39,27 +39,17 @@ pub struct PeerPool {
 
 impl PeerPool {
     pub fn new(endpoint: quinn::Endpoint, config: quinn::ClientConfig) -> Self {
-        PeerPool {
-            endpoint,
-            config,
-            conns: Mutex::new(HashMap::new()),
-        }
+        PeerPool { endpoint, config, conns: Mutex::new(HashMap::new()) }
     }
 
-    async fn connection(
-        &self,
-        target: u64,
-        addr: &str,
-        timeout: Duration,
-    ) -> Result<quinn::Connection, PeerError> {
+    async fn connection(&self, target: u64, addr: &str, timeout: Duration) -> Result<quinn::Connection, PeerError> {
         if let Some(c) = self.conns.lock().await.get(&target) {
             if c.close_reason().is_none() && c.remote_address().to_string() == addr {
                 return Ok(c.clone());
             }
         }
-        let sock: SocketAddr = addr
-            .parse()
-            .map_err(|e| PeerError::Connect(target, format!("address {addr:?}: {e}")))?;
+        let sock: SocketAddr =
+            addr.parse().map_err(|e| PeerError::Connect(target, format!("address {addr:?}: {e}")))?;
         let connecting = self
             .endpoint
             .connect_with(self.config.clone(), sock, &node_server_name(target))
@@ -86,19 +76,11 @@ impl PeerPool {
             let res = exchange(&conn, req).await;
             if res.is_err() {
                 let mut g = self.conns.lock().await;
-                if g.get(&target)
-                    .is_some_and(|c| c.stable_id() == conn.stable_id())
-                {
+                if g.get(&target).is_some_and(|c| c.stable_id() == conn.stable_id()) {
                     g.remove(&target);
                 }
             }
-            res.map_err(|(sent, e)| {
-                if sent {
-                    PeerError::Transport(target, e)
-                } else {
-                    PeerError::Connect(target, e)
-                }
-            })
+            res.map_err(|(sent, e)| if sent { PeerError::Transport(target, e) } else { PeerError::Connect(target, e) })
         };
         match tokio::time::timeout(timeout, work).await {
             Ok(r) => r,
@@ -117,11 +99,7 @@ async fn exchange<Req: Serialize, Resp: DeserializeOwned>(
 ) -> Result<Resp, (bool, String)> {
     let (mut tx, mut rx) = conn.open_bi().await.map_err(|e| (false, e.to_string()))?;
     let bytes = frame::encode(req).map_err(|e| (false, e.to_string()))?;
-    tx.write_all(&bytes)
-        .await
-        .map_err(|e| (true, e.to_string()))?;
+    tx.write_all(&bytes).await.map_err(|e| (true, e.to_string()))?;
     let _ = tx.finish();
-    frame::read(&mut rx)
-        .await
-        .map_err(|e| (true, e.to_string()))
+    frame::read(&mut rx).await.map_err(|e| (true, e.to_string()))
 }

@@ -27,14 +27,8 @@ impl TlsFiles {
 
     /// Client config for dialing peers (ALPN `corral-peer/1`), presenting this node's cert.
     pub fn peer_client_config(&self, idle: Duration) -> Result<quinn::ClientConfig, String> {
-        ctls::quic_client_config(
-            &self.ca,
-            self.chain.clone(),
-            self.key.clone_key(),
-            corral_proto::ALPN_PEER,
-            idle,
-        )
-        .map_err(|e| e.to_string())
+        ctls::quic_client_config(&self.ca, self.chain.clone(), self.key.clone_key(), corral_proto::ALPN_PEER, idle)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -50,13 +44,9 @@ pub fn server_config(files: &TlsFiles, idle: Duration) -> Result<quinn::ServerCo
         .with_client_cert_verifier(verifier)
         .with_single_cert(files.chain.clone(), files.key.clone_key())
         .map_err(|e| format!("node certificate/key: {e}"))?;
-    tls.alpn_protocols = vec![
-        corral_proto::ALPN_CLIENT.to_vec(),
-        corral_proto::ALPN_PEER.to_vec(),
-    ];
+    tls.alpn_protocols = vec![corral_proto::ALPN_CLIENT.to_vec(), corral_proto::ALPN_PEER.to_vec()];
     tls.max_early_data_size = 0;
-    let crypto =
-        quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| e.to_string())?;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| e.to_string())?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     cfg.transport_config(Arc::new(ctls::transport(idle)));
     Ok(cfg)

@@ -16,10 +16,7 @@ use crate::wal::WalOptions;
 struct Builder;
 
 fn small_wal() -> WalOptions {
-    WalOptions {
-        segment_bytes: 64 * 1024,
-        ..WalOptions::default()
-    }
+    WalOptions { segment_bytes: 64 * 1024, ..WalOptions::default() }
 }
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
@@ -47,16 +44,10 @@ async fn flushed_entries_survive_reopen_and_purge() {
     {
         let mut log = LogStore::open(dir.path(), small_wal()).expect("open");
         for chunk in (1..=500u64).collect::<Vec<_>>().chunks(50) {
-            log.blocking_append(chunk.iter().map(|&i| entry(i)))
-                .await
-                .expect("append");
+            log.blocking_append(chunk.iter().map(|&i| entry(i))).await.expect("append");
         }
-        log.truncate(LogId::new(CommittedLeaderId::new(1, 1), 401))
-            .await
-            .expect("truncate");
-        log.purge(LogId::new(CommittedLeaderId::new(1, 1), 100))
-            .await
-            .expect("purge");
+        log.truncate(LogId::new(CommittedLeaderId::new(1, 1), 401)).await.expect("truncate");
+        log.purge(LogId::new(CommittedLeaderId::new(1, 1), 100)).await.expect("purge");
         log.blocking_append([entry(401)]).await.expect("append");
     }
     let mut log = LogStore::open(dir.path(), small_wal()).expect("reopen");
@@ -64,8 +55,5 @@ async fn flushed_entries_survive_reopen_and_purge() {
     assert_eq!(st.last_purged_log_id.map(|l| l.index), Some(100));
     assert_eq!(st.last_log_id.map(|l| l.index), Some(401));
     let got = log.try_get_log_entries(0..1000).await.expect("read");
-    assert_eq!(
-        got.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
-        (101..=401).collect::<Vec<_>>()
-    );
+    assert_eq!(got.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), (101..=401).collect::<Vec<_>>());
 }

@@ -42,22 +42,17 @@ fn opts() -> impl Options {
 }
 
 fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StorageError> {
-    opts()
-        .serialize(v)
-        .map_err(|e| StorageIOError::write_logs(&e).into())
+    opts().serialize(v).map_err(|e| StorageIOError::write_logs(&e).into())
 }
 
 fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, StorageError> {
-    opts()
-        .deserialize(b)
-        .map_err(|e| StorageIOError::read_logs(&e).into())
+    opts().deserialize(b).map_err(|e| StorageIOError::read_logs(&e).into())
 }
 
 impl LogStore {
     /// Open the log in `dir`, replaying the WAL.
     pub fn open(dir: &Path, wal_opts: WalOptions) -> Result<LogStore, StorageError> {
-        let (wal, records) =
-            Wal::open(&dir.join("wal"), wal_opts).map_err(|e| StorageIOError::read_logs(&e))?;
+        let (wal, records) = Wal::open(&dir.join("wal"), wal_opts).map_err(|e| StorageIOError::read_logs(&e))?;
         let mut mem = Mem::default();
         for r in records {
             match r.kind {
@@ -79,13 +74,7 @@ impl LogStore {
         if let Some(p) = mem.last_purged {
             mem.entries = mem.entries.split_off(&(p.index + 1));
         }
-        Ok(LogStore {
-            inner: Arc::new(Inner {
-                wal,
-                dir: dir.to_path_buf(),
-                mem: RwLock::new(mem),
-            }),
-        })
+        Ok(LogStore { inner: Arc::new(Inner { wal, dir: dir.to_path_buf(), mem: RwLock::new(mem) }) })
     }
 
     fn mem(&self) -> std::sync::RwLockReadGuard<'_, Mem> {
@@ -102,12 +91,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
-        Ok(self
-            .mem()
-            .entries
-            .range(range)
-            .map(|(_, e)| e.clone())
-            .collect())
+        Ok(self.mem().entries.range(range).map(|(_, e)| e.clone()).collect())
     }
 }
 
@@ -116,16 +100,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let m = self.mem();
-        let last = m
-            .entries
-            .values()
-            .next_back()
-            .map(|e| e.log_id)
-            .or(m.last_purged);
-        Ok(LogState {
-            last_purged_log_id: m.last_purged,
-            last_log_id: last,
-        })
+        let last = m.entries.values().next_back().map(|e| e.log_id).or(m.last_purged);
+        Ok(LogState { last_purged_log_id: m.last_purged, last_log_id: last })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -133,9 +109,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
-        let bytes = opts()
-            .serialize(vote)
-            .map_err(|e| StorageIOError::write_vote(&e))?;
+        let bytes = opts().serialize(vote).map_err(|e| StorageIOError::write_vote(&e))?;
         let dir = self.inner.dir.clone();
         tokio::task::spawn_blocking(move || wal::atomic_file::save(&dir, "vote", &bytes))
             .await
@@ -145,14 +119,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
-        match wal::atomic_file::load(&self.inner.dir, "vote")
-            .map_err(|e| StorageIOError::read_vote(&e))?
-        {
-            Some(b) => Ok(Some(
-                opts()
-                    .deserialize(&b)
-                    .map_err(|e| StorageIOError::read_vote(&e))?,
-            )),
+        match wal::atomic_file::load(&self.inner.dir, "vote").map_err(|e| StorageIOError::read_vote(&e))? {
+            Some(b) => Ok(Some(opts().deserialize(&b).map_err(|e| StorageIOError::read_vote(&e))?)),
             None => Ok(None),
         }
     }
@@ -160,11 +128,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not synced on its own: it rides along with the next batch. Losing it only means
         // re-learning the commit index from the leader.
-        let rec = Record {
-            kind: RecordKind::Meta,
-            index: 0,
-            payload: enc(&committed)?,
-        };
+        let rec = Record { kind: RecordKind::Meta, index: 0, payload: enc(&committed)? };
         self.mem_mut().committed = committed;
         self.inner.wal.submit(&[rec], None);
         Ok(())
@@ -174,11 +138,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.mem().committed)
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
@@ -187,28 +147,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             let mut m = self.mem_mut();
             for e in entries {
-                records.push(Record {
-                    kind: RecordKind::Entry,
-                    index: e.log_id.index,
-                    payload: enc(&e)?,
-                });
+                records.push(Record { kind: RecordKind::Entry, index: e.log_id.index, payload: enc(&e)? });
                 m.entries.insert(e.log_id.index, e);
             }
         }
-        self.inner.wal.submit(
-            &records,
-            Some(Box::new(move |res| callback.log_io_completed(res))),
-        );
+        self.inner.wal.submit(&records, Some(Box::new(move |res| callback.log_io_completed(res))));
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.mem_mut().entries.split_off(&log_id.index);
-        let rec = Record {
-            kind: RecordKind::TruncateFrom,
-            index: log_id.index,
-            payload: Vec::new(),
-        };
+        let rec = Record { kind: RecordKind::TruncateFrom, index: log_id.index, payload: Vec::new() };
         self.inner.wal.submit(&[rec], None);
         Ok(())
     }
@@ -219,11 +168,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             m.entries = m.entries.split_off(&(log_id.index + 1));
             m.last_purged = Some(log_id);
         }
-        let rec = Record {
-            kind: RecordKind::PurgeThrough,
-            index: log_id.index,
-            payload: enc(&log_id)?,
-        };
+        let rec = Record { kind: RecordKind::PurgeThrough, index: log_id.index, payload: enc(&log_id)? };
         self.inner.wal.submit(&[rec], None);
         self.inner.wal.purge_through(log_id.index);
         Ok(())

@@ -2,13 +2,11 @@
 
 use std::sync::Arc;
 
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
 };
 use openraft::BasicNode;
 
@@ -32,12 +30,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerLink;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerLink {
-        PeerLink {
-            id: self.id,
-            target,
-            addr: node.addr.clone(),
-            pool: self.pool.clone(),
-        }
+        PeerLink { id: self.id, target, addr: node.addr.clone(), pool: self.pool.clone() }
     }
 }
 
@@ -49,14 +42,8 @@ impl PeerLink {
         req: PeerRequest,
         option: &RPCOption,
     ) -> Result<PeerResponse, RpcErr<E>> {
-        match self
-            .pool
-            .call(self.target, &self.addr, &req, option.hard_ttl())
-            .await
-        {
-            Ok(PeerResponse::Refused(why)) => {
-                Err(RPCError::Network(NetworkError::new(&super::io_err(why))))
-            }
+        match self.pool.call(self.target, &self.addr, &req, option.hard_ttl()).await {
+            Ok(PeerResponse::Refused(why)) => Err(RPCError::Network(NetworkError::new(&super::io_err(why)))),
             Ok(r) => Ok(r),
             Err(PeerError::Timeout(_)) => Err(RPCError::Timeout(Timeout {
                 action: openraft::RPCTypes::AppendEntries,
@@ -70,9 +57,7 @@ impl PeerLink {
     }
 
     fn unexpected<E: std::error::Error>(&self, r: PeerResponse) -> RpcErr<E> {
-        RPCError::Network(NetworkError::new(&super::io_err(format!(
-            "unexpected reply {r:?}"
-        ))))
+        RPCError::Network(NetworkError::new(&super::io_err(format!("unexpected reply {r:?}"))))
     }
 }
 
@@ -83,9 +68,7 @@ impl RaftNetwork<TypeConfig> for PeerLink {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RpcErr> {
         match self.call(PeerRequest::AppendEntries(rpc), &option).await? {
-            PeerResponse::AppendEntries(r) => {
-                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
+            PeerResponse::AppendEntries(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(self.unexpected(other)),
         }
     }
@@ -95,26 +78,15 @@ impl RaftNetwork<TypeConfig> for PeerLink {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<u64>, RpcErr<InstallSnapshotError>> {
-        match self
-            .call(PeerRequest::InstallSnapshot(rpc), &option)
-            .await?
-        {
-            PeerResponse::InstallSnapshot(r) => {
-                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
+        match self.call(PeerRequest::InstallSnapshot(rpc), &option).await? {
+            PeerResponse::InstallSnapshot(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(self.unexpected(other)),
         }
     }
 
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest<u64>,
-        option: RPCOption,
-    ) -> Result<VoteResponse<u64>, RpcErr> {
+    async fn vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> Result<VoteResponse<u64>, RpcErr> {
         match self.call(PeerRequest::Vote(rpc), &option).await? {
-            PeerResponse::Vote(r) => {
-                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
+            PeerResponse::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(self.unexpected(other)),
         }
     }

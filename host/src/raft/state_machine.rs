@@ -47,10 +47,7 @@ pub struct SnapshotBuilder {
 
 impl StateMachine {
     pub fn open(dir: &Path, state: State) -> Result<StateMachine, StorageError> {
-        let sm = StateMachine {
-            state,
-            dir: dir.to_path_buf(),
-        };
+        let sm = StateMachine { state, dir: dir.to_path_buf() };
         if let Some((meta, data)) = sm.load_snapshot()? {
             let (applied, _) = read_applied(&sm.state)?;
             if applied < meta.last_log_id {
@@ -78,14 +75,8 @@ impl StateMachine {
         // The snapshot's own applied id and membership, whatever the exported keys said.
         self.state
             .with_txn(|t| {
-                t.put_meta(
-                    APPLIED,
-                    opts().serialize(&meta.last_log_id).unwrap_or_default(),
-                );
-                t.put_meta(
-                    MEMBERSHIP,
-                    opts().serialize(&meta.last_membership).unwrap_or_default(),
-                );
+                t.put_meta(APPLIED, opts().serialize(&meta.last_log_id).unwrap_or_default());
+                t.put_meta(MEMBERSHIP, opts().serialize(&meta.last_membership).unwrap_or_default());
                 Ok(())
             })
             .map_err(sm_err)?;
@@ -145,21 +136,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder {
-            state: self.state.clone(),
-            dir: self.dir.clone(),
-        }
+        SnapshotBuilder { state: self.state.clone(), dir: self.dir.clone() }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(
-        &mut self,
-        meta: &Meta,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError> {
+    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         // Reject a corrupt snapshot before touching anything.
         state::decode_snapshot(&data).map_err(sm_err)?;
@@ -170,10 +154,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(self.load_snapshot()?.map(|(meta, data)| Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        }))
+        Ok(self.load_snapshot()?.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
     }
 }
 
@@ -191,10 +172,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             let items = state.export().map_err(sm_err)?;
             let find = |name: &str| {
                 let key = [b"m/".as_slice(), name.as_bytes()].concat();
-                items
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, v)| v.clone())
+                items.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
             };
             let last_log_id: Option<LogId> = match find(APPLIED) {
                 Some(b) => opts().deserialize(&b).map_err(sm_err)?,
@@ -211,16 +189,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 Some(l) => format!("{}-{}-{}", l.leader_id.term, l.leader_id.node_id, l.index),
                 None => "empty".to_string(),
             };
-            let meta = Meta {
-                last_log_id,
-                last_membership,
-                snapshot_id,
-            };
+            let meta = Meta { last_log_id, last_membership, snapshot_id };
             save_snapshot_file(&dir, &meta, &data)?;
-            Ok(Snapshot {
-                meta,
-                snapshot: Box::new(Cursor::new(data)),
-            })
+            Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
         })
         .await
         .map_err(sm_err)?

@@ -11,9 +11,7 @@ use crate::api::Api;
 use crate::net::identity_of;
 
 pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationToken) -> Result<()> {
-    let who = identity_of(&conn)
-        .map(|i| i.to_string())
-        .unwrap_or_else(|e| format!("unknown ({e})"));
+    let who = identity_of(&conn).map(|i| i.to_string()).unwrap_or_else(|e| format!("unknown ({e})"));
     tracing::debug!(client = %who, remote = %conn.remote_address(), "client connected");
     loop {
         let (mut tx, mut rx) = tokio::select! {

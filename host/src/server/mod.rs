@@ -25,15 +25,9 @@ use crate::wal::{FaultMode, WalOptions};
 const ADDR_FILE: &str = "addr";
 
 /// Run a node until `shutdown` is cancelled. `on_ready` gets the bound address.
-pub async fn run(
-    cfg: NodeConfig,
-    shutdown: CancellationToken,
-    on_ready: impl FnOnce(SocketAddr),
-) -> Result<()> {
-    let tls =
-        TlsFiles::load(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key).map_err(anyhow::Error::msg)?;
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl FnOnce(SocketAddr)) -> Result<()> {
+    let tls = TlsFiles::load(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key).map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let (heartbeat, el_min, el_max) = cfg.raft.timings();
     // Peers are declared dead by Raft's timers, not QUIC's; the idle timeout only reaps
     // connections to nodes that are gone.
@@ -48,16 +42,10 @@ pub async fn run(
         Arc::new(quinn::TokioRuntime),
     )?;
     crate::wal::atomic_file::save(&cfg.data_dir, ADDR_FILE, addr.to_string().as_bytes())?;
-    let pool = Arc::new(PeerPool::new(
-        endpoint.clone(),
-        tls.peer_client_config(idle).map_err(anyhow::Error::msg)?,
-    ));
+    let pool = Arc::new(PeerPool::new(endpoint.clone(), tls.peer_client_config(idle).map_err(anyhow::Error::msg)?));
 
     let wal_opts = WalOptions {
-        segment_bytes: cfg
-            .test
-            .wal_segment_bytes
-            .unwrap_or(WalOptions::default().segment_bytes),
+        segment_bytes: cfg.test.wal_segment_bytes.unwrap_or(WalOptions::default().segment_bytes),
         fault: match cfg.test.wal_drop_unsynced_ms {
             Some(ms) => FaultMode::DropUnsynced { sync_delay_ms: ms },
             None => FaultMode::Off,
@@ -66,8 +54,7 @@ pub async fn run(
     let log = LogStore::open(&cfg.data_dir, wal_opts).context("opening the Raft log")?;
     let store = SledStore::open(&cfg.data_dir.join("state")).context("opening the state store")?;
     let state = State::new(Arc::new(store));
-    let sm =
-        StateMachine::open(&cfg.data_dir, state.clone()).context("opening the state machine")?;
+    let sm = StateMachine::open(&cfg.data_dir, state.clone()).context("opening the state machine")?;
 
     let raft_config = openraft::Config {
         cluster_name: "corral".into(),
@@ -81,20 +68,12 @@ pub async fn run(
     }
     .validate()
     .context("raft settings")?;
-    let network = Network {
-        id: cfg.id,
-        pool: pool.clone(),
-    };
-    let raft = Raft::new(cfg.id, Arc::new(raft_config), network, log, sm)
-        .await
-        .context("starting raft")?;
+    let network = Network { id: cfg.id, pool: pool.clone() };
+    let raft = Raft::new(cfg.id, Arc::new(raft_config), network, log, sm).await.context("starting raft")?;
 
     if !cfg.initial_members.is_empty() && !raft.is_initialized().await? {
-        let members: std::collections::BTreeMap<u64, openraft::BasicNode> = cfg
-            .initial_members
-            .iter()
-            .map(|m| (m.id, openraft::BasicNode::new(m.addr.clone())))
-            .collect();
+        let members: std::collections::BTreeMap<u64, openraft::BasicNode> =
+            cfg.initial_members.iter().map(|m| (m.id, openraft::BasicNode::new(m.addr.clone()))).collect();
         if let Err(e) = raft.initialize(members).await {
             tracing::info!(error = %e, "not bootstrapping from initial_members");
         }
@@ -144,10 +123,7 @@ fn bind(cfg: &NodeConfig) -> Result<UdpSocket> {
     let mut addr: SocketAddr = cfg.listen.parse().context("field `listen`")?;
     if addr.port() == 0 {
         if let Ok(Some(prev)) = crate::wal::atomic_file::load(&cfg.data_dir, ADDR_FILE) {
-            if let Some(prev) = std::str::from_utf8(&prev)
-                .ok()
-                .and_then(|s| s.parse::<SocketAddr>().ok())
-            {
+            if let Some(prev) = std::str::from_utf8(&prev).ok().and_then(|s| s.parse::<SocketAddr>().ok()) {
                 addr = prev;
             }
         }

@@ -52,19 +52,13 @@ async fn handle(api: &Api, peer: u64, req: PeerRequest) -> PeerResponse {
     };
     if let Some(claimed) = claimed {
         if claimed != Some(peer) {
-            return PeerResponse::Refused(format!(
-                "node {peer} sent a request on behalf of {claimed:?}"
-            ));
+            return PeerResponse::Refused(format!("node {peer} sent a request on behalf of {claimed:?}"));
         }
     }
     match req {
-        PeerRequest::AppendEntries(r) => {
-            PeerResponse::AppendEntries(api.raft.append_entries(r).await)
-        }
+        PeerRequest::AppendEntries(r) => PeerResponse::AppendEntries(api.raft.append_entries(r).await),
         PeerRequest::Vote(r) => PeerResponse::Vote(api.raft.vote(r).await),
-        PeerRequest::InstallSnapshot(r) => {
-            PeerResponse::InstallSnapshot(api.raft.install_snapshot(r).await)
-        }
+        PeerRequest::InstallSnapshot(r) => PeerResponse::InstallSnapshot(api.raft.install_snapshot(r).await),
         PeerRequest::Forward(r) => PeerResponse::Forward(api.handle(r, true).await),
         PeerRequest::ReadIndex => PeerResponse::ReadIndex(api.leader_read_index().await),
     }

@@ -12,19 +12,9 @@ pub struct Command {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
-    Create {
-        path: String,
-        data: Vec<u8>,
-    },
-    Set {
-        path: String,
-        data: Vec<u8>,
-        version: Option<u64>,
-    },
-    Delete {
-        path: String,
-        version: Option<u64>,
-    },
+    Create { path: String, data: Vec<u8> },
+    Set { path: String, data: Vec<u8>, version: Option<u64> },
+    Delete { path: String, version: Option<u64> },
 }
 
 impl std::fmt::Display for Command {

@@ -38,17 +38,11 @@ impl std::fmt::Debug for State {
 
 impl State {
     pub fn new(store: Arc<dyn KvStore>) -> Self {
-        State {
-            store,
-            lock: Arc::new(RwLock::new(())),
-        }
+        State { store, lock: Arc::new(RwLock::new(())) }
     }
 
     /// Run `f` with a write overlay and commit what it wrote as one atomic batch.
-    pub fn with_txn<T>(
-        &self,
-        f: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    pub fn with_txn<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
         let _guard = self.lock.write().unwrap_or_else(|p| p.into_inner());
         let mut txn = Txn::new(self.store.as_ref());
         let out = f(&mut txn)?;
@@ -59,11 +53,7 @@ impl State {
 
     /// Apply one command at log index `index`. A command that fails (e.g. `BadVersion`) changes
     /// nothing: its writes go into a nested overlay that is dropped on error.
-    pub fn apply(
-        txn: &mut Txn<'_>,
-        index: u64,
-        cmd: &Command,
-    ) -> Result<Result<Reply, Error>, StoreError> {
+    pub fn apply(txn: &mut Txn<'_>, index: u64, cmd: &Command) -> Result<Result<Reply, Error>, StoreError> {
         let now = txn.advance_time(cmd.ts_ms)?;
         let mut inner = txn.nested();
         let res = tree::apply(&mut inner, index, now, &cmd.op)?;

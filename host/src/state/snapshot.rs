@@ -4,9 +4,7 @@
 use bincode::Options;
 
 pub fn encode(items: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
-    let body = bincode::DefaultOptions::new()
-        .serialize(items)
-        .unwrap_or_default();
+    let body = bincode::DefaultOptions::new().serialize(items).unwrap_or_default();
     let mut out = crc32c::crc32c(&body).to_le_bytes().to_vec();
     out.extend_from_slice(&body);
     out

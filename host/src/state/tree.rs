@@ -32,15 +32,11 @@ fn child_key(parent: &str, name: &str) -> Vec<u8> {
 }
 
 fn encode(stat: &Stat, data: &[u8]) -> Vec<u8> {
-    bincode::DefaultOptions::new()
-        .serialize(&(stat, data))
-        .unwrap_or_default()
+    bincode::DefaultOptions::new().serialize(&(stat, data)).unwrap_or_default()
 }
 
 fn decode(bytes: &[u8]) -> Result<(Stat, Vec<u8>), StoreError> {
-    bincode::DefaultOptions::new()
-        .deserialize(bytes)
-        .map_err(|e| StoreError(format!("corrupt node record: {e}")))
+    bincode::DefaultOptions::new().deserialize(bytes).map_err(|e| StoreError(format!("corrupt node record: {e}")))
 }
 
 fn load(raw: Option<Vec<u8>>, path: &str) -> Result<Option<(Stat, Vec<u8>)>, StoreError> {
@@ -52,10 +48,7 @@ fn load(raw: Option<Vec<u8>>, path: &str) -> Result<Option<(Stat, Vec<u8>)>, Sto
 }
 
 fn check_path(p: &str) -> Result<(), Error> {
-    path::validate(p).map_err(|reason| Error::InvalidPath {
-        path: p.into(),
-        reason: reason.into(),
-    })
+    path::validate(p).map_err(|reason| Error::InvalidPath { path: p.into(), reason: reason.into() })
 }
 
 fn no_node(path: &str) -> Error {
@@ -64,30 +57,15 @@ fn no_node(path: &str) -> Error {
 
 /// Apply one tree operation. `Err(StoreError)` is a storage failure (fatal for the node);
 /// `Ok(Err(Error))` is the deterministic answer to a request that cannot be done.
-pub fn apply(
-    txn: &mut Txn<'_>,
-    index: u64,
-    now: u64,
-    op: &Op,
-) -> Result<Result<Reply, Error>, StoreError> {
+pub fn apply(txn: &mut Txn<'_>, index: u64, now: u64, op: &Op) -> Result<Result<Reply, Error>, StoreError> {
     match op {
         Op::Create { path, data } => create(txn, index, now, path, data),
-        Op::Set {
-            path,
-            data,
-            version,
-        } => set(txn, index, now, path, data, *version),
+        Op::Set { path, data, version } => set(txn, index, now, path, data, *version),
         Op::Delete { path, version } => delete(txn, index, path, *version),
     }
 }
 
-fn create(
-    txn: &mut Txn<'_>,
-    index: u64,
-    now: u64,
-    p: &str,
-    data: &[u8],
-) -> Result<Result<Reply, Error>, StoreError> {
+fn create(txn: &mut Txn<'_>, index: u64, now: u64, p: &str, data: &[u8]) -> Result<Result<Reply, Error>, StoreError> {
     if let Err(e) = check_path(p) {
         return Ok(Err(e));
     }
@@ -99,9 +77,7 @@ fn create(
         return Ok(Err(no_node(parent)));
     };
     if pstat.ephemeral_owner != 0 {
-        return Ok(Err(Error::bad_request(format!(
-            "{parent} is ephemeral and cannot have children"
-        ))));
+        return Ok(Err(Error::bad_request(format!("{parent} is ephemeral and cannot have children"))));
     }
     let stat = Stat {
         czxid: index,
@@ -118,10 +94,7 @@ fn create(
     pstat.pzxid = index;
     pstat.num_children += 1;
     txn.put(node_key(parent), encode(&pstat, &pdata));
-    Ok(Ok(Reply::Created {
-        path: p.into(),
-        stat,
-    }))
+    Ok(Ok(Reply::Created { path: p.into(), stat }))
 }
 
 fn set(
@@ -140,11 +113,7 @@ fn set(
     };
     if let Some(v) = version {
         if v != stat.version {
-            return Ok(Err(Error::BadVersion {
-                path: p.into(),
-                expected: v,
-                actual: stat.version,
-            }));
+            return Ok(Err(Error::BadVersion { path: p.into(), expected: v, actual: stat.version }));
         }
     }
     stat.version += 1;
@@ -155,12 +124,7 @@ fn set(
     Ok(Ok(Reply::Stat(Some(stat))))
 }
 
-fn delete(
-    txn: &mut Txn<'_>,
-    index: u64,
-    p: &str,
-    version: Option<u64>,
-) -> Result<Result<Reply, Error>, StoreError> {
+fn delete(txn: &mut Txn<'_>, index: u64, p: &str, version: Option<u64>) -> Result<Result<Reply, Error>, StoreError> {
     if let Err(e) = check_path(p) {
         return Ok(Err(e));
     }
@@ -172,11 +136,7 @@ fn delete(
     };
     if let Some(v) = version {
         if v != stat.version {
-            return Ok(Err(Error::BadVersion {
-                path: p.into(),
-                expected: v,
-                actual: stat.version,
-            }));
+            return Ok(Err(Error::BadVersion { path: p.into(), expected: v, actual: stat.version }));
         }
     }
     if stat.num_children > 0 {
@@ -184,9 +144,7 @@ fn delete(
     }
     let parent = path::parent(p);
     let Some((mut pstat, pdata)) = load(txn.get(&node_key(parent))?, parent)? else {
-        return Err(StoreError(format!(
-            "{p} exists but its parent {parent} does not"
-        )));
+        return Err(StoreError(format!("{p} exists but its parent {parent} does not")));
     };
     txn.delete(node_key(p));
     txn.delete(child_key(parent, path::name(p)));

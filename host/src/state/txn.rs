@@ -28,18 +28,12 @@ enum TxnBase<'a> {
 
 impl<'a> Txn<'a> {
     pub fn new(store: &'a dyn KvStore) -> Self {
-        Txn {
-            base: TxnBase::Store(store),
-            writes: Writes::new(),
-        }
+        Txn { base: TxnBase::Store(store), writes: Writes::new() }
     }
 
     /// An overlay on top of this one, to be absorbed on success or dropped on failure.
     pub fn nested(&self) -> Txn<'_> {
-        Txn {
-            base: TxnBase::Parent(self),
-            writes: Writes::new(),
-        }
+        Txn { base: TxnBase::Parent(self), writes: Writes::new() }
     }
 
     pub fn absorb(&mut self, writes: Writes) {

@@ -27,17 +27,11 @@ pub fn load(dir: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
         Err(e) => return Err(e),
     };
     if bytes.len() < 4 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{name}: file too short"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{name}: file too short")));
     }
     let (crc, payload) = bytes.split_at(4);
     if crc32c::crc32c(payload).to_le_bytes() != crc {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{name}: checksum mismatch"),
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{name}: checksum mismatch")));
     }
     Ok(Some(payload.to_vec()))
 }

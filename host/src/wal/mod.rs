@@ -49,10 +49,7 @@ pub struct WalOptions {
 
 impl Default for WalOptions {
     fn default() -> Self {
-        WalOptions {
-            segment_bytes: 64 * 1024 * 1024,
-            fault: FaultMode::Off,
-        }
+        WalOptions { segment_bytes: 64 * 1024 * 1024, fault: FaultMode::Off }
     }
 }
 
@@ -99,14 +96,7 @@ impl Wal {
         }
         let (tx, rx) = mpsc::channel();
         let thread = writer::spawn(dir.to_path_buf(), opts, opened, rx)?;
-        Ok((
-            Wal {
-                tx: Some(tx),
-                thread: Some(thread),
-                dir: dir.to_path_buf(),
-            },
-            records,
-        ))
+        Ok((Wal { tx: Some(tx), thread: Some(thread), dir: dir.to_path_buf() }, records))
     }
 
     /// Queue `records` to be written; `done` runs once they are durable. Records are written in
@@ -120,19 +110,14 @@ impl Wal {
                 max_index = max_index.max(r.index);
             }
         }
-        self.send(Op::Write {
-            bytes,
-            max_index,
-            done,
-        });
+        self.send(Op::Write { bytes, max_index, done });
     }
 
     /// Submit and wait until durable.
     pub fn submit_sync(&self, records: &[Record]) -> io::Result<()> {
         let (tx, rx) = mpsc::channel();
         self.submit(records, Some(Box::new(move |res| drop(tx.send(res)))));
-        rx.recv()
-            .unwrap_or_else(|_| Err(io::Error::other("WAL writer stopped")))
+        rx.recv().unwrap_or_else(|_| Err(io::Error::other("WAL writer stopped")))
     }
 
     /// Delete closed segments that hold nothing after `index`. Call only after a purge record
@@ -143,10 +128,7 @@ impl Wal {
 
     fn send(&self, op: Op) {
         let sent = self.tx.as_ref().map(|tx| tx.send(op));
-        if let Some(Err(mpsc::SendError(Op::Write {
-            done: Some(done), ..
-        }))) = sent
-        {
+        if let Some(Err(mpsc::SendError(Op::Write { done: Some(done), .. }))) = sent {
             done(Err(io::Error::other("WAL writer stopped")));
         }
     }

@@ -63,11 +63,7 @@ impl Record {
 
     pub(crate) fn decode(buf: &[u8]) -> Decoded {
         if buf.len() < 4 {
-            return if buf.iter().all(|&b| b == 0) {
-                Decoded::End
-            } else {
-                Decoded::Bad("short header")
-            };
+            return if buf.iter().all(|&b| b == 0) { Decoded::End } else { Decoded::Bad("short header") };
         }
         let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
         if len == 0 {
@@ -86,11 +82,7 @@ impl Record {
         };
         let mut idx = [0u8; 8];
         idx.copy_from_slice(&body[1..9]);
-        let rec = Record {
-            kind,
-            index: u64::from_le_bytes(idx),
-            payload: body[9..].to_vec(),
-        };
+        let rec = Record { kind, index: u64::from_le_bytes(idx), payload: body[9..].to_vec() };
         Decoded::Record(rec, HEADER + len)
     }
 }

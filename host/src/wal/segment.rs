@@ -46,35 +46,19 @@ impl Segment {
 
     pub fn create(dir: &Path, seq: u64, opts: &WalOptions) -> io::Result<Segment> {
         let path = path_for(dir, seq);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
         preallocate(&file, opts.segment_bytes.max(4096))?;
         file.write_all_at(MAGIC, 0)?;
         file.sync_all()?;
         sync_dir(dir)?;
         let capacity = opts.segment_bytes.max(4096);
-        Ok(Segment {
-            seq,
-            path,
-            file,
-            end: MAGIC.len() as u64,
-            capacity,
-            max_index: 0,
-        })
+        Ok(Segment { seq, path, file, end: MAGIC.len() as u64, capacity, max_index: 0 })
     }
 
     /// Open a segment and read its records. A bad record in the newest segment is a torn tail:
     /// cut there and zero the rest, so stale bytes behind new writes can never be read back.
     /// A bad record in an older segment is corruption: refuse.
-    pub fn open_existing(
-        dir: &Path,
-        seq: u64,
-        opts: &WalOptions,
-        newest: bool,
-    ) -> io::Result<(Segment, Vec<Record>)> {
+    pub fn open_existing(dir: &Path, seq: u64, opts: &WalOptions, newest: bool) -> io::Result<(Segment, Vec<Record>)> {
         let path = path_for(dir, seq);
         let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
         let mut buf = Vec::new();
@@ -122,14 +106,7 @@ impl Segment {
         if (buf.len() as u64) < capacity {
             preallocate(&file, capacity)?;
         }
-        let seg = Segment {
-            seq,
-            path,
-            file,
-            end: off as u64,
-            capacity,
-            max_index,
-        };
+        let seg = Segment { seq, path, file, end: off as u64, capacity, max_index };
         Ok((seg, records))
     }
 }
@@ -137,10 +114,7 @@ impl Segment {
 fn corrupt(path: &Path, off: usize, why: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
-        format!(
-            "WAL segment {} is corrupt at offset {off}: {why}",
-            path.display()
-        ),
+        format!("WAL segment {} is corrupt at offset {off}: {why}", path.display()),
     )
 }
 

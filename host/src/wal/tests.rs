@@ -3,18 +3,11 @@ use std::os::unix::fs::FileExt;
 use super::*;
 
 fn entry(i: u64, len: usize) -> Record {
-    Record {
-        kind: RecordKind::Entry,
-        index: i,
-        payload: vec![i as u8; len],
-    }
+    Record { kind: RecordKind::Entry, index: i, payload: vec![i as u8; len] }
 }
 
 fn small() -> WalOptions {
-    WalOptions {
-        segment_bytes: 4096,
-        fault: FaultMode::Off,
-    }
+    WalOptions { segment_bytes: 4096, fault: FaultMode::Off }
 }
 
 #[test]
@@ -50,10 +43,7 @@ fn callbacks_run_after_the_write_and_batches_share_a_sync() {
     }
     let order: Vec<(u64, bool)> = (0..100).map(|_| rx.recv().expect("callback")).collect();
     assert!(order.iter().all(|(_, ok)| *ok));
-    assert_eq!(
-        order.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
-        (1..=100).collect::<Vec<_>>()
-    );
+    assert_eq!(order.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (1..=100).collect::<Vec<_>>());
 }
 
 #[test]
@@ -61,15 +51,11 @@ fn torn_tail_is_cut_and_later_writes_are_readable() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let (wal, _) = Wal::open(dir.path(), WalOptions::default()).expect("open");
-        wal.submit_sync(&[entry(1, 20), entry(2, 20)])
-            .expect("write");
+        wal.submit_sync(&[entry(1, 20), entry(2, 20)]).expect("write");
     }
     // A torn write: a header claiming 500 bytes, followed by only some of them.
     let seg = segment::path_for(dir.path(), 1);
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&seg)
-        .expect("open seg");
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).expect("open seg");
     let end = 8 + 2 * (8 + 9 + 20);
     let mut torn = 509u32.to_le_bytes().to_vec();
     torn.extend_from_slice(&[0xAB; 40]);
@@ -95,10 +81,7 @@ fn flipped_bit_in_an_old_segment_refuses_to_open() {
         }
     }
     let seg = segment::path_for(dir.path(), 1);
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&seg)
-        .expect("open seg");
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).expect("open seg");
     f.write_all_at(&[0xFF], 30).expect("flip");
     let err = Wal::open(dir.path(), small()).expect_err("corruption must not open");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
@@ -112,28 +95,16 @@ fn purge_deletes_only_closed_segments_fully_covered() {
         wal.submit_sync(&[entry(i, 100)]).expect("write");
     }
     let before = Segment::list(dir.path()).expect("list");
-    wal.submit_sync(&[Record {
-        kind: RecordKind::PurgeThrough,
-        index: 60,
-        payload: vec![],
-    }])
-    .expect("purge record");
+    wal.submit_sync(&[Record { kind: RecordKind::PurgeThrough, index: 60, payload: vec![] }]).expect("purge record");
     wal.purge_through(60);
     wal.submit_sync(&[]).expect("barrier");
     drop(wal);
     let after = Segment::list(dir.path()).expect("list");
-    assert!(
-        after.len() < before.len(),
-        "nothing purged: {before:?} -> {after:?}"
-    );
+    assert!(after.len() < before.len(), "nothing purged: {before:?} -> {after:?}");
     let (_wal, got) = Wal::open(dir.path(), small()).expect("reopen");
     // Every entry after 60 is still there.
     for i in 61..=100 {
-        assert!(
-            got.iter()
-                .any(|r| r.kind == RecordKind::Entry && r.index == i),
-            "lost {i}"
-        );
+        assert!(got.iter().any(|r| r.kind == RecordKind::Entry && r.index == i), "lost {i}");
     }
 }
 
@@ -143,10 +114,7 @@ fn vote_file_roundtrip_and_corruption() {
     assert_eq!(atomic_file::load(dir.path(), "vote").expect("load"), None);
     atomic_file::save(dir.path(), "vote", b"term 3").expect("save");
     atomic_file::save(dir.path(), "vote", b"term 4").expect("save");
-    assert_eq!(
-        atomic_file::load(dir.path(), "vote").expect("load"),
-        Some(b"term 4".to_vec())
-    );
+    assert_eq!(atomic_file::load(dir.path(), "vote").expect("load"), Some(b"term 4".to_vec()));
     std::fs::write(dir.path().join("vote"), b"\0\0\0\0junk").expect("corrupt");
     assert!(atomic_file::load(dir.path(), "vote").is_err());
 }

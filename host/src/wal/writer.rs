@@ -28,15 +28,8 @@ pub(crate) fn spawn(
     segments: Vec<Segment>,
     rx: Receiver<Op>,
 ) -> io::Result<JoinHandle<()>> {
-    let mut w = Writer {
-        dir,
-        opts,
-        segments,
-        failed: None,
-    };
-    std::thread::Builder::new()
-        .name("corral-wal".into())
-        .spawn(move || w.run(rx))
+    let mut w = Writer { dir, opts, segments, failed: None };
+    std::thread::Builder::new().name("corral-wal".into()).spawn(move || w.run(rx))
 }
 
 impl Writer {
@@ -53,11 +46,7 @@ impl Writer {
             let mut purges = Vec::new();
             for op in batch {
                 match op {
-                    Op::Write {
-                        bytes: b,
-                        max_index: m,
-                        done,
-                    } => {
+                    Op::Write { bytes: b, max_index: m, done } => {
                         bytes.extend_from_slice(&b);
                         max_index = max_index.max(m);
                         dones.extend(done);
@@ -107,10 +96,7 @@ impl Writer {
             opts.segment_bytes = opts.segment_bytes.max(need + 8);
             self.segments.push(Segment::create(&self.dir, next, &opts)?);
         }
-        let seg = self
-            .segments
-            .last_mut()
-            .ok_or_else(|| io::Error::other("no active segment"))?;
+        let seg = self.segments.last_mut().ok_or_else(|| io::Error::other("no active segment"))?;
         if seg.end + need > seg.capacity {
             // A batch larger than a segment: grow this one.
             seg.capacity = seg.end + need;
@@ -125,10 +111,7 @@ impl Writer {
     fn purge(&mut self, index: u64) -> io::Result<()> {
         // Only a prefix of closed segments, each holding nothing after `index`.
         let closed = self.segments.len().saturating_sub(1);
-        let n = self.segments[..closed]
-            .iter()
-            .take_while(|s| s.max_index <= index)
-            .count();
+        let n = self.segments[..closed].iter().take_while(|s| s.max_index <= index).count();
         for seg in self.segments.drain(..n) {
             std::fs::remove_file(&seg.path)?;
         }

@@ -1,0 +1,246 @@
+//! A cluster of real `corral serve` processes in a temporary directory.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use corral_client::{Client, ClientConfig, NodeStatus};
+
+use crate::proc::{corral_cmd, signal};
+
+/// Per-node settings written into each node.toml.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOpts {
+    pub snapshot_every: Option<u64>,
+    pub keep_logs: Option<u64>,
+    pub wal_segment_bytes: Option<u64>,
+    pub wal_drop_unsynced_ms: Option<u64>,
+    pub max_data_bytes: Option<usize>,
+}
+
+struct Node {
+    child: Option<Child>,
+    addr: String,
+}
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    nodes: BTreeMap<u64, Node>,
+    opts: NodeOpts,
+    pub client_cfg: ClientConfig,
+}
+
+fn run_corral(args: &[&str]) -> Result<()> {
+    let out = corral_cmd().args(args).stdout(Stdio::null()).output().context("running corral")?;
+    if !out.status.success() {
+        bail!("corral {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+impl Cluster {
+    /// Start `n` nodes and bootstrap them into one ensemble; returns once there is a leader.
+    pub async fn start(n: u64, opts: NodeOpts) -> Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path().to_str().context("utf-8 temp dir")?.to_string();
+        run_corral(&["certs", "ca", "--dir", &d])?;
+        run_corral(&["certs", "client", "--dir", &d, "--name", "admin"])?;
+        let client_cfg = ClientConfig {
+            endpoints: vec![],
+            ca: dir.path().join("ca.pem"),
+            cert: dir.path().join("admin.pem"),
+            key: dir.path().join("admin.key"),
+            timeout_ms: 10_000,
+        };
+        let mut c = Cluster { dir, nodes: BTreeMap::new(), opts, client_cfg };
+        for id in 1..=n {
+            c.spawn_new(id).await?;
+        }
+        let members: Vec<(u64, String)> = c.nodes.iter().map(|(id, n)| (*id, n.addr.clone())).collect();
+        c.client_on(1)?.initialize(members).await.context("initialize")?;
+        c.wait_leader(Duration::from_secs(20)).await?;
+        Ok(c)
+    }
+
+    fn node_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("node{id}"))
+    }
+
+    fn config_path(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("node{id}.toml"))
+    }
+
+    /// Create certificates and config for node `id` and start it (not yet a member).
+    pub async fn spawn_new(&mut self, id: u64) -> Result<String> {
+        let d = self.dir.path().to_str().context("utf-8")?.to_string();
+        run_corral(&["certs", "node", "--dir", &d, "--id", &id.to_string()])?;
+        let o = &self.opts;
+        let mut text = format!(
+            "id = {id}\nlisten = \"127.0.0.1:0\"\ndata_dir = \"node{id}\"\n[tls]\nca = \"ca.pem\"\ncert = \"node{id}.pem\"\nkey = \"node{id}.key\"\n[raft]\nrequest_timeout_ms = 3000\n"
+        );
+        if let Some(v) = o.snapshot_every {
+            text += &format!("snapshot_every = {v}\n");
+        }
+        if let Some(v) = o.keep_logs {
+            text += &format!("keep_logs = {v}\n");
+        }
+        if let Some(v) = o.max_data_bytes {
+            text += &format!("[limits]\nmax_data_bytes = {v}\n");
+        }
+        text += "[test]\n";
+        if let Some(v) = o.wal_segment_bytes {
+            text += &format!("wal_segment_bytes = {v}\n");
+        }
+        if let Some(v) = o.wal_drop_unsynced_ms {
+            text += &format!("wal_drop_unsynced_ms = {v}\n");
+        }
+        std::fs::write(self.config_path(id), text)?;
+        self.nodes.insert(id, Node { child: None, addr: String::new() });
+        self.restart(id).await?;
+        Ok(self.addr(id))
+    }
+
+    /// (Re)start node `id`'s process and wait until it has bound its address.
+    pub async fn restart(&mut self, id: u64) -> Result<()> {
+        let nd = self.node_dir(id);
+        std::fs::create_dir_all(&nd)?;
+        let addr_file = nd.join("addr");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(nd.join("log"))?;
+        // A fresh start writes addr anew; remember the old one to tell them apart.
+        let before = std::fs::metadata(&addr_file).and_then(|m| m.modified()).ok();
+        let child = corral_cmd()
+            .arg("serve")
+            .arg("--config")
+            .arg(self.config_path(id))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("spawning corral serve")?;
+        self.nodes.get_mut(&id).context("unknown node")?.child = Some(child);
+        let path = addr_file.clone();
+        crate::eventually(Duration::from_secs(20), "node to bind", || {
+            let path = path.clone();
+            async move {
+                let now = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+                now.is_some() && now != before
+            }
+        })
+        .await?;
+        let bytes = std::fs::read(&addr_file)?;
+        let addr = String::from_utf8(bytes.get(4..).unwrap_or_default().to_vec())?;
+        self.nodes.get_mut(&id).context("unknown node")?.addr = addr;
+        self.refresh_endpoints();
+        Ok(())
+    }
+
+    fn refresh_endpoints(&mut self) {
+        self.client_cfg.endpoints = self.nodes.values().map(|n| n.addr.clone()).collect();
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    pub fn addr(&self, id: u64) -> String {
+        self.nodes.get(&id).map(|n| n.addr.clone()).unwrap_or_default()
+    }
+
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.nodes.get(&id).and_then(|n| n.child.as_ref()).map(|c| c.id())
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut c) = self.nodes.get_mut(&id).and_then(|n| n.child.take()) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stop the process from running (a hung node) or let it run again.
+    pub fn pause(&self, id: u64, paused: bool) {
+        if let Some(pid) = self.pid(id) {
+            signal(pid, if paused { libc::SIGSTOP } else { libc::SIGCONT });
+        }
+    }
+
+    /// Forget a node entirely (after it was removed from the membership).
+    pub fn forget(&mut self, id: u64) {
+        self.kill(id);
+        self.nodes.remove(&id);
+        self.refresh_endpoints();
+    }
+
+    pub fn wal_dir(&self, id: u64) -> PathBuf {
+        self.node_dir(id).join("wal")
+    }
+
+    pub fn log_path(&self, id: u64) -> PathBuf {
+        self.node_dir(id).join("log")
+    }
+
+    /// A client over every node's address.
+    pub fn client(&self) -> Result<Client> {
+        Ok(Client::new(&self.client_cfg)?)
+    }
+
+    /// A client that talks to node `id` only.
+    pub fn client_on(&self, id: u64) -> Result<Client> {
+        Ok(Client::new(&self.client_cfg.pinned(&self.addr(id)))?)
+    }
+
+    pub async fn status(&self, id: u64) -> Result<NodeStatus> {
+        let mut cfg = self.client_cfg.pinned(&self.addr(id));
+        cfg.timeout_ms = 1_000;
+        Ok(Client::new(&cfg)?.status().await?)
+    }
+
+    /// The leader that every running node agrees on.
+    pub async fn wait_leader(&self, timeout: Duration) -> Result<u64> {
+        let running: Vec<u64> = self.nodes.iter().filter(|(_, n)| n.child.is_some()).map(|(id, _)| *id).collect();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let mut leaders = Vec::new();
+            for id in &running {
+                leaders.push(self.status(*id).await.ok().and_then(|s| s.leader));
+            }
+            if let Some(Some(l)) = leaders.first() {
+                if leaders.iter().all(|x| *x == Some(*l)) && running.contains(l) {
+                    return Ok(*l);
+                }
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("no agreed leader after {timeout:?}: {leaders:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Wait until node `id` has applied at least `index`.
+    pub async fn wait_applied(&self, id: u64, index: u64, timeout: Duration) -> Result<()> {
+        crate::eventually(timeout, &format!("node {id} to apply {index}"), || async move {
+            self.status(id).await.map(|s| s.applied_index >= index).unwrap_or(false)
+        })
+        .await
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in self.nodes.values_mut() {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if std::thread::panicking() {
+            // Keep the logs of a failed test where a person can read them.
+            if let Ok(spare) = tempfile::tempdir() {
+                let kept = std::mem::replace(&mut self.dir, spare).keep();
+                eprintln!("cluster logs kept in {}", kept.display());
+            }
+        }
+    }
+}

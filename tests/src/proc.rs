@@ -1,0 +1,58 @@
+//! Locating the `corral` binary and running it as a child that cannot outlive the test.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// `$CORRAL_BIN`, else `target/<profile>/corral` next to the test executable (built by
+/// `cargo build -p corral` if missing).
+pub fn corral_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("CORRAL_BIN") {
+            return PathBuf::from(p);
+        }
+        let exe = std::env::current_exe().expect("current_exe");
+        let profile_dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
+        let bin = profile_dir.join("corral");
+        if !bin.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let ok = Command::new(cargo)
+                .args(["build", "-p", "corral", "--bin", "corral"])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(ok, "could not build the corral binary");
+        }
+        bin
+    })
+    .clone()
+}
+
+/// A `corral` command whose process gets SIGKILL if the test process dies.
+pub fn corral_cmd() -> Command {
+    let mut cmd = Command::new(corral_bin());
+    cmd.stdin(Stdio::null());
+    die_with_parent(&mut cmd);
+    cmd
+}
+
+#[allow(unsafe_code)]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+#[allow(unsafe_code)]
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a child we spawned and have not reaped.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
