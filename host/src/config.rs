@@ -121,8 +121,9 @@ impl Default for Limits {
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct TestHooks {
-    /// Power-loss model for the WAL: keep unsynced bytes in memory for this many ms before
-    /// syncing, so a kill -9 drops them (see `wal::FaultMode`).
+    /// Power-loss model: the WAL keeps unsynced bytes in memory for this many ms before
+    /// syncing, so a kill -9 drops them (see `wal::FaultMode`), and on start the state store
+    /// falls back to its last fsynced point, the latest snapshot.
     pub wal_drop_unsynced_ms: Option<u64>,
     /// WAL segment size (small values exercise rolling and purging).
     pub wal_segment_bytes: Option<u64>,

@@ -159,6 +159,28 @@ impl Cluster {
         }
     }
 
+    /// A power cut: kill -9, then zero every WAL byte that had not been fdatasynced (nodes must
+    /// run with `wal_drop_unsynced_ms`, which records the synced length of each segment).
+    pub fn power_cut(&mut self, id: u64) -> Result<()> {
+        self.kill(id);
+        for entry in std::fs::read_dir(self.wal_dir(id))? {
+            let seg = entry?.path();
+            if seg.extension().is_none_or(|x| x != "wal") {
+                continue;
+            }
+            let mark = std::fs::read(seg.with_extension("synced"))
+                .with_context(|| format!("{}: no synced mark (is the power-loss mode on?)", seg.display()))?;
+            let synced = u64::from_le_bytes(mark.as_slice().try_into().context("bad synced mark")?);
+            let f = std::fs::OpenOptions::new().write(true).open(&seg)?;
+            let len = f.metadata()?.len();
+            if len > synced {
+                f.set_len(synced)?;
+                f.set_len(len)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Stop the process from running (a hung node) or let it run again.
     pub fn pause(&self, id: u64, paused: bool) {
         if let Some(pid) = self.pid(id) {
@@ -235,7 +257,7 @@ impl Drop for Cluster {
                 let _ = c.wait();
             }
         }
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("CORRAL_TEST_KEEP").is_some() {
             // Keep the logs of a failed test where a person can read them.
             if let Ok(spare) = tempfile::tempdir() {
                 let kept = std::mem::replace(&mut self.dir, spare).keep();

@@ -5,6 +5,7 @@
 
 mod cluster;
 mod proc;
+pub mod raw;
 
 pub use cluster::{Cluster, NodeOpts};
 pub use proc::corral_bin;

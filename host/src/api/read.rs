@@ -85,9 +85,18 @@ impl Api {
     }
 
     /// On the leader: confirm leadership with a quorum and return the index to read at.
+    ///
+    /// openraft's read log id is the leader's commit index, and a leader that restarts keeps
+    /// its term and restores that index from storage, where it may lag what was committed
+    /// before the crash (found by the power-loss test: a read missed an acknowledged write).
+    /// Every committed entry is in the leader's log (Leader Completeness), so reading at the
+    /// leader's last log index is always safe; it only waits for in-flight entries to commit.
     pub async fn leader_read_index(&self) -> Result<u64, Error> {
         match self.raft.get_read_log_id().await {
-            Ok((read, _applied)) => Ok(read.map_or(0, |l| l.index)),
+            Ok((read, _applied)) => {
+                let last = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
+                Ok(read.map_or(0, |l| l.index).max(last))
+            }
             Err(openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
                 Err(Error::NotLeader { leader: f.leader_id })
             }

@@ -24,7 +24,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
         let dir = tempfile::tempdir().expect("tempdir");
         let log = LogStore::open(dir.path(), small_wal())?;
         let store = SledStore::open(&dir.path().join("state")).expect("sled");
-        let sm = StateMachine::open(dir.path(), State::new(Arc::new(store)))?;
+        let sm = StateMachine::open(dir.path(), State::new(Arc::new(store)), false)?;
         Ok((dir, log, sm))
     }
 }

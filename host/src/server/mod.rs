@@ -54,7 +54,8 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
     let log = LogStore::open(&cfg.data_dir, wal_opts).context("opening the Raft log")?;
     let store = SledStore::open(&cfg.data_dir.join("state")).context("opening the state store")?;
     let state = State::new(Arc::new(store));
-    let sm = StateMachine::open(&cfg.data_dir, state.clone()).context("opening the state machine")?;
+    let power_loss_model = cfg.test.wal_drop_unsynced_ms.is_some();
+    let sm = StateMachine::open(&cfg.data_dir, state.clone(), power_loss_model).context("opening the state machine")?;
 
     let raft_config = openraft::Config {
         cluster_name: "corral".into(),

@@ -17,6 +17,8 @@ mod record;
 mod segment;
 mod writer;
 
+pub use writer::synced_marker;
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -34,9 +36,11 @@ pub enum FaultMode {
     /// Production: bytes go to the file, then `fdatasync`.
     #[default]
     Off,
-    /// Test-only power-loss model: bytes stay in process memory until the sync that makes them
-    /// durable, and that sync is delayed by `sync_delay_ms`, so a `kill -9` in between drops
-    /// everything not yet synced, as a power cut drops a disk's volatile cache.
+    /// Test-only power-loss model: after every `fdatasync` the WAL records, next to each
+    /// segment (`<segment>.synced`), how many of its bytes are synced, and it waits
+    /// `sync_delay_ms` between writing and syncing. A test that kills the process and then
+    /// zeroes every byte past that mark reproduces a power cut, which drops whatever the disk
+    /// had not been told to make durable. The WAL itself never reads the marks.
     DropUnsynced { sync_delay_ms: u64 },
 }
 

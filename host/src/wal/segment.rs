@@ -51,6 +51,9 @@ impl Segment {
         file.write_all_at(MAGIC, 0)?;
         file.sync_all()?;
         sync_dir(dir)?;
+        if matches!(opts.fault, super::FaultMode::DropUnsynced { .. }) {
+            super::writer::write_marker(&path, MAGIC.len() as u64)?;
+        }
         let capacity = opts.segment_bytes.max(4096);
         Ok(Segment { seq, path, file, end: MAGIC.len() as u64, capacity, max_index: 0 })
     }

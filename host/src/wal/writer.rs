@@ -36,9 +36,6 @@ impl Writer {
     fn run(&mut self, rx: Receiver<Op>) {
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
-            if let FaultMode::DropUnsynced { sync_delay_ms } = self.opts.fault {
-                std::thread::sleep(Duration::from_millis(sync_delay_ms));
-            }
             batch.extend(rx.try_iter());
             let mut bytes = Vec::new();
             let mut max_index = 0;
@@ -102,8 +99,16 @@ impl Writer {
             seg.capacity = seg.end + need;
         }
         seg.file.write_all_at(bytes, seg.end)?;
+        if let FaultMode::DropUnsynced { sync_delay_ms } = self.opts.fault {
+            // Widen the written-but-not-synced window a power cut can land in.
+            std::thread::sleep(Duration::from_millis(sync_delay_ms));
+        }
         seg.file.sync_data()?;
         seg.end += need;
+        if matches!(self.opts.fault, FaultMode::DropUnsynced { .. }) {
+            // Tell the test harness how much of this segment a power cut must keep.
+            write_marker(&seg.path, seg.end)?;
+        }
         seg.max_index = seg.max_index.max(max_index);
         Ok(())
     }
@@ -114,9 +119,22 @@ impl Writer {
         let n = self.segments[..closed].iter().take_while(|s| s.max_index <= index).count();
         for seg in self.segments.drain(..n) {
             std::fs::remove_file(&seg.path)?;
+            let _ = std::fs::remove_file(synced_marker(&seg.path));
         }
         Ok(())
     }
+}
+
+/// `<segment>.synced`: in `FaultMode::DropUnsynced`, how many bytes of the segment have been
+/// fdatasynced. A power-cut simulation zeroes everything after it.
+pub fn synced_marker(segment: &std::path::Path) -> PathBuf {
+    segment.with_extension("synced")
+}
+
+/// One 8-byte `pwrite` into an existing file: a kill cannot leave it half written.
+pub(crate) fn write_marker(segment: &std::path::Path, synced: u64) -> io::Result<()> {
+    let f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(synced_marker(segment))?;
+    f.write_all_at(&synced.to_le_bytes(), 0)
 }
 
 fn clone_result(r: &io::Result<()>) -> io::Result<()> {
