@@ -72,7 +72,8 @@ async fn learner_added_promoted_and_an_old_voter_removed_while_serving() -> anyh
     let target = st.applied_index;
     c.wait_applied(4, target, Duration::from_secs(10)).await?;
     let on4 = c.client_on(4)?;
-    for path in acked.lock().unwrap().iter() {
+    let acked = acked.lock().unwrap().clone();
+    for path in &acked {
         on4.get_with(path, Consistency::Serializable).await?;
     }
     // Bad membership requests are refused and change nothing.

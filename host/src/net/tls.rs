@@ -1,7 +1,7 @@
 //! The server side of mutual TLS: only certificates chained to the cluster CA are accepted,
 //! on either ALPN; there is no plaintext mode and no 0-RTT.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ pub struct TlsFiles {
 
 impl TlsFiles {
     /// Load the three files; an error names the config field and the file.
-    pub fn load(ca: &PathBuf, cert: &PathBuf, key: &PathBuf) -> Result<TlsFiles, String> {
+    pub fn load(ca: &Path, cert: &Path, key: &Path) -> Result<TlsFiles, String> {
         let ca = ctls::load_certs(ca).map_err(|e| format!("field `tls.ca`: {e}"))?;
         let chain = ctls::load_certs(cert).map_err(|e| format!("field `tls.cert`: {e}"))?;
         let key = ctls::load_key(key).map_err(|e| format!("field `tls.key`: {e}"))?;

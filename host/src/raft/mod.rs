@@ -4,6 +4,9 @@
 //! - [`state_machine`]: `RaftStateMachine` over `state` (sled), with snapshots;
 //! - [`network`]: `RaftNetwork` over QUIC peer streams; [`rpc`] is what those streams carry.
 
+// openraft's traits fix the error type (`StorageError`, ~224 bytes); our helpers return it too.
+#![allow(clippy::result_large_err)]
+
 pub mod log_store;
 pub mod network;
 pub mod rpc;

@@ -21,6 +21,9 @@ pub use snapshot::{decode as decode_snapshot, encode as encode_snapshot};
 pub use store::{KvStore, MemStore, SledStore, StoreError};
 pub use txn::Txn;
 
+/// Every key and value of the store, in key order: what a snapshot carries.
+pub type Items = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The state machine and its store. Applies take the write lock and commit one batch; reads
 /// take the read lock, so a read never sees half of a batch (sled alone would not promise that
 /// across a prefix scan).
@@ -80,13 +83,13 @@ impl State {
     }
 
     /// Every key and value, for a snapshot, consistent with the applied index stored among them.
-    pub fn export(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn export(&self) -> Result<Items, StoreError> {
         let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
         self.store.export()
     }
 
     /// Replace the whole state with a snapshot's contents.
-    pub fn replace_all(&self, items: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError> {
+    pub fn replace_all(&self, items: Items) -> Result<(), StoreError> {
         let _guard = self.lock.write().unwrap_or_else(|p| p.into_inner());
         self.store.replace_all(items)
     }

@@ -10,7 +10,7 @@ pub fn encode(items: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
-pub fn decode(bytes: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+pub fn decode(bytes: &[u8]) -> Result<super::Items, String> {
     if bytes.len() < 4 {
         return Err("snapshot shorter than its checksum".into());
     }

@@ -19,14 +19,14 @@ impl From<sled::Error> for StoreError {
 pub trait KvStore: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Keys starting with `prefix`, in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<super::Items, StoreError>;
     /// Apply every write atomically.
     fn commit(&self, writes: Writes) -> Result<(), StoreError>;
-    fn export(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn export(&self) -> Result<super::Items, StoreError> {
         self.scan_prefix(b"")
     }
     /// Drop everything and load `items`.
-    fn replace_all(&self, items: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError>;
+    fn replace_all(&self, items: super::Items) -> Result<(), StoreError>;
     fn flush(&self) -> Result<(), StoreError>;
 }
 
@@ -48,7 +48,7 @@ impl KvStore for SledStore {
         Ok(self.tree.get(key)?.map(|v| v.to_vec()))
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<super::Items, StoreError> {
         self.tree
             .scan_prefix(prefix)
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
@@ -67,7 +67,7 @@ impl KvStore for SledStore {
         Ok(())
     }
 
-    fn replace_all(&self, items: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError> {
+    fn replace_all(&self, items: super::Items) -> Result<(), StoreError> {
         // Not atomic in sled; the snapshot file is written first, and on open a state whose
         // applied id is missing or older than that file is reloaded from it.
         self.tree.clear()?;
@@ -102,7 +102,7 @@ impl KvStore for MemStore {
         Ok(self.map().get(key).cloned())
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<super::Items, StoreError> {
         Ok(self
             .map()
             .range(prefix.to_vec()..)
@@ -122,7 +122,7 @@ impl KvStore for MemStore {
         Ok(())
     }
 
-    fn replace_all(&self, items: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError> {
+    fn replace_all(&self, items: super::Items) -> Result<(), StoreError> {
         *self.map() = items.into_iter().collect();
         Ok(())
     }
