@@ -1,0 +1,64 @@
+//! `corral dev`, the README's run command: a 3-node ensemble that prints one line when ready,
+//! writes pid files and client.toml, serves the CLI, and takes its children down on Ctrl-C.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn corral(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_corral")).args(args).env_remove("CORRAL_CONFIG").output().expect("run corral")
+}
+
+fn alive(pid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+}
+
+#[test]
+fn dev_brings_up_an_ensemble_and_ctrl_c_stops_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("ens");
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(["dev", "--dir", d.to_str().expect("utf-8"), "--nodes", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn corral dev");
+    let mut line = String::new();
+    BufReader::new(dev.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
+    assert!(line.contains("3 nodes ready"), "{line:?}");
+
+    let cfg = d.join("client.toml");
+    let c = cfg.to_str().expect("utf-8");
+    assert!(corral(&["--config", c, "create", "/dev-test", "hi"]).status.success());
+    let got = corral(&["--config", c, "get", "/dev-test"]);
+    assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "hi");
+    let status = corral(&["--config", c, "--json", "status"]);
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&status.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.iter().filter(|r| r["role"] == "leader").count(), 1);
+    let pids: Vec<i32> = (1..=3)
+        .map(|k| {
+            std::fs::read_to_string(d.join(format!("node{k}/pid"))).expect("pid file").trim().parse().expect("pid")
+        })
+        .collect();
+    assert!(pids.iter().all(|&p| alive(p)));
+
+    // Ctrl-C.
+    let rc = unsafe_sigint(dev.id());
+    assert_eq!(rc, 0);
+    let exited = dev.wait().expect("dev exits");
+    assert!(exited.success(), "{exited:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(pids.iter().all(|&p| !alive(p)), "a node outlived corral dev");
+}
+
+#[allow(unsafe_code)]
+fn unsafe_sigint(pid: u32) -> i32 {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) }
+}
