@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use corral_proto::{frame, Error, RequestFrame, Response};
+use corral_proto::{Error, RequestFrame, Response};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::Api;
@@ -13,21 +13,14 @@ use crate::net::identity_of;
 pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationToken) -> Result<()> {
     let who = identity_of(&conn).map(|i| i.to_string()).unwrap_or_else(|e| format!("unknown ({e})"));
     tracing::debug!(client = %who, remote = %conn.remote_address(), "client connected");
-    loop {
-        let (mut tx, mut rx) = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            s = conn.accept_bi() => s?,
-        };
+    super::streams::serve(&conn, &stop, move |req: Result<RequestFrame, _>| {
         let api = api.clone();
-        tokio::spawn(async move {
-            let resp = match frame::read::<RequestFrame, _>(&mut rx).await {
+        async move {
+            match req {
                 Ok(req) => api.handle(req.body, false).await,
                 Err(e) => Response::Err(Error::bad_request(format!("malformed request: {e}"))),
-            };
-            if let Err(e) = frame::write(&mut tx, &resp).await {
-                tracing::debug!(error = %e, "reply not delivered");
             }
-            let _ = tx.finish();
-        });
-    }
+        }
+    })
+    .await
 }

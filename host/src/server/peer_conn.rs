@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use corral_proto::frame;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::Api;
@@ -24,23 +23,16 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
             bail!("refused peer connection: {e}");
         }
     };
-    loop {
-        let (mut tx, mut rx) = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            s = conn.accept_bi() => s?,
-        };
+    super::streams::serve(&conn, &stop, move |req: Result<PeerRequest, _>| {
         let api = api.clone();
-        tokio::spawn(async move {
-            let resp = match frame::read::<PeerRequest, _>(&mut rx).await {
+        async move {
+            match req {
                 Ok(req) => handle(&api, peer, req).await,
                 Err(e) => PeerResponse::Refused(format!("malformed peer request: {e}")),
-            };
-            if let Err(e) = frame::write(&mut tx, &resp).await {
-                tracing::debug!(error = %e, peer, "peer reply not delivered");
             }
-            let _ = tx.finish();
-        });
-    }
+        }
+    })
+    .await
 }
 
 async fn handle(api: &Api, peer: u64, req: PeerRequest) -> PeerResponse {

@@ -1,0 +1,35 @@
+//! The one shape both connection kinds share: each bidirectional stream carries one request
+//! frame and one response frame. A bad frame is the handler's to answer (with an error reply
+//! on that stream); the connection and the node go on.
+
+use std::future::Future;
+
+use anyhow::Result;
+use corral_proto::frame::{self, FrameError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+/// Serve streams on `conn` until it closes or `stop` fires; each request runs on its own task.
+pub async fn serve<Req, Resp, F, Fut>(conn: &quinn::Connection, stop: &CancellationToken, handle: F) -> Result<()>
+where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + Sync + 'static,
+    F: Fn(Result<Req, FrameError>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Resp> + Send + 'static,
+{
+    loop {
+        let (mut tx, mut rx) = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            s = conn.accept_bi() => s?,
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let resp = handle(frame::read::<Req, _>(&mut rx).await).await;
+            if let Err(e) = frame::write(&mut tx, &resp).await {
+                tracing::debug!(error = %e, "reply not delivered");
+            }
+            let _ = tx.finish();
+        });
+    }
+}
