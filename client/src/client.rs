@@ -1,11 +1,15 @@
 //! The client proper: one connection at a time, failover across the endpoint list.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use corral_proto::{frame, Consistency, NodeStatus, Reply, Request, RequestFrame, Response, Stat};
+use corral_proto::{
+    frame, Consistency, CreateMode, Error as ServerError, MultiOp, NodeStatus, Reply, Request, RequestFrame, Response,
+    Stat,
+};
 use tokio::sync::Mutex;
 
 use crate::{tls, ClientConfig, ClientError};
@@ -33,6 +37,17 @@ struct Inner {
     conn: Mutex<(Option<quinn::Connection>, usize)>,
     next_id: AtomicU64,
     timeout: Duration,
+    /// The session this client holds, if any. Every new connection attaches to it first.
+    session: std::sync::Mutex<Option<Session>>,
+    /// Ids of requests still waiting for their reply: the smallest is `done_below`.
+    inflight: std::sync::Mutex<BTreeSet<u64>>,
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    id: u64,
+    secret: Vec<u8>,
+    timeout_ms: u64,
 }
 
 enum Attempt {
@@ -76,6 +91,8 @@ impl Client {
                 conn: Mutex::new((None, 0)),
                 next_id: AtomicU64::new(1),
                 timeout: Duration::from_millis(cfg.timeout_ms.max(1)),
+                session: std::sync::Mutex::new(None),
+                inflight: std::sync::Mutex::new(BTreeSet::new()),
             }),
         })
     }
@@ -102,6 +119,7 @@ impl Client {
             let addr = self.inner.addrs[i];
             match self.dial(addr).await {
                 Ok(c) => {
+                    self.attach(&c).await?;
                     *g = (Some(c.clone()), i);
                     return Ok(c);
                 }
@@ -124,6 +142,31 @@ impl Client {
         }
     }
 
+    /// Bind a fresh connection to this client's session, if it has one.
+    async fn attach(&self, conn: &quinn::Connection) -> Result<(), ClientError> {
+        let Some(sess) = self.session_info() else { return Ok(()) };
+        let req = RequestFrame {
+            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            done_below: 0,
+            body: Request::AttachSession { id: sess.id, secret: sess.secret },
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, send(conn, &req)).await {
+            Ok(Ok(Response::Ok(_))) => Ok(()),
+            Ok(Ok(Response::Err(e))) => {
+                if matches!(e, ServerError::SessionExpired { .. }) {
+                    *self.inner.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                }
+                Err(ClientError::Server(e))
+            }
+            Ok(Err(Attempt::NotSent(e) | Attempt::Lost(e))) => Err(ClientError::Connect(e)),
+            Err(_) => Err(ClientError::Connect("attaching the session timed out".into())),
+        }
+    }
+
+    fn session_info(&self) -> Option<Session> {
+        self.inner.session.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     async fn drop_connection(&self, broken: &quinn::Connection) {
         let mut g = self.inner.conn.lock().await;
         if g.0.as_ref().is_some_and(|c| c.stable_id() == broken.stable_id()) {
@@ -132,16 +175,30 @@ impl Client {
         }
     }
 
-    /// Send one request, with failover and the retries that are safe.
+    /// Send one request, with failover and the retries that are safe: reads always; writes
+    /// too when this client holds a session, because the server answers a resent request id
+    /// from the session's replies instead of applying it again.
     pub async fn request(&self, body: Request) -> Result<Reply, ClientError> {
-        let deadline = Instant::now() + self.inner.timeout;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let req = RequestFrame { id, body };
+        let done_below = {
+            let mut inflight = self.inner.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            inflight.insert(id);
+            inflight.first().copied().unwrap_or(id)
+        };
+        let res = self.request_as(RequestFrame { id, done_below, body }).await;
+        self.inner.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        res
+    }
+
+    async fn request_as(&self, req: RequestFrame) -> Result<Reply, ClientError> {
+        let deadline = Instant::now() + self.inner.timeout;
+        let resendable = req.body.is_idempotent()
+            || (self.session_info().is_some() && !matches!(req.body, Request::CreateSession { .. }));
         let mut last = String::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(if last.is_empty() {
+                return Err(if resendable || last.is_empty() {
                     ClientError::Timeout(self.inner.timeout)
                 } else {
                     ClientError::Connect(last)
@@ -158,9 +215,13 @@ impl Client {
             };
             match tokio::time::timeout(left, send(&conn, &req)).await {
                 Ok(Ok(Response::Ok(reply))) => return Ok(reply),
-                Ok(Ok(Response::Err(corral_proto::Error::NotLeader { .. }))) => {
+                Ok(Ok(Response::Err(ServerError::NotLeader { .. }))) => {
                     // Refused before anything was done (e.g. an election is running).
                     last = "no leader".into();
+                    tokio::time::sleep(RETRY_BACKOFF.min(left)).await;
+                }
+                Ok(Ok(Response::Err(ServerError::Unavailable { reason }))) if resendable => {
+                    last = reason;
                     tokio::time::sleep(RETRY_BACKOFF.min(left)).await;
                 }
                 Ok(Ok(Response::Err(e))) => return Err(ClientError::Server(e)),
@@ -170,14 +231,14 @@ impl Client {
                 }
                 Ok(Err(Attempt::Lost(e))) => {
                     self.drop_connection(&conn).await;
-                    if !req.body.is_idempotent() {
+                    if !resendable {
                         return Err(ClientError::Indeterminate(e));
                     }
                     last = e;
                 }
                 Err(_) => {
                     self.drop_connection(&conn).await;
-                    if req.body.is_idempotent() {
+                    if resendable {
                         return Err(ClientError::Timeout(self.inner.timeout));
                     }
                     return Err(ClientError::Indeterminate("no reply before the timeout".into()));
@@ -186,11 +247,60 @@ impl Client {
         }
     }
 
-    pub async fn create(&self, path: &str, data: &[u8]) -> Result<Stat, ClientError> {
-        match self.request(Request::Create { path: path.into(), data: data.to_vec() }).await? {
-            Reply::Created { stat, .. } => Ok(stat),
+    /// Start a session with (about) this timeout: the server clamps it to its bounds. The
+    /// client then heartbeats it, carries it to another node if its node fails, and its
+    /// writes become safe to resend. Returns the session id.
+    pub async fn start_session(&self, timeout_ms: u64) -> Result<u64, ClientError> {
+        let (id, secret, timeout_ms) = match self.request(Request::CreateSession { timeout_ms }).await? {
+            Reply::Session { id, secret, timeout_ms } => (id, secret, timeout_ms),
+            other => return Err(unexpected(other)),
+        };
+        *self.inner.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(Session { id, secret, timeout_ms });
+        // The connection that created it is bound to it already.
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(heartbeat(weak, id, Duration::from_millis((timeout_ms / 3).max(50))));
+        Ok(id)
+    }
+
+    /// The session id, while this client holds one.
+    pub fn session_id(&self) -> Option<u64> {
+        self.session_info().map(|s| s.id)
+    }
+
+    /// The session's timeout as granted by the server.
+    pub fn session_timeout(&self) -> Option<Duration> {
+        self.session_info().map(|s| Duration::from_millis(s.timeout_ms))
+    }
+
+    /// End the session now: its ephemeral nodes are deleted.
+    pub async fn close_session(&self) -> Result<(), ClientError> {
+        if self.session_info().is_none() {
+            return Ok(());
+        }
+        let res = self.request(Request::CloseSession).await;
+        *self.inner.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        res.map(|_| ())
+    }
+
+    /// Create a node of any kind; returns its actual path (sequential nodes get a suffix).
+    pub async fn create_with(&self, path: &str, data: &[u8], mode: CreateMode) -> Result<(String, Stat), ClientError> {
+        match self.request(Request::Create { path: path.into(), data: data.to_vec(), mode }).await? {
+            Reply::Created { path, stat } => Ok((path, stat)),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Apply every operation atomically, or none (`ServerError::MultiFailed` says which failed).
+    pub async fn multi(&self, ops: Vec<MultiOp>) -> Result<Vec<Reply>, ClientError> {
+        match self.request(Request::Multi { ops }).await? {
+            Reply::Multi(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Create a persistent node.
+    pub async fn create(&self, path: &str, data: &[u8]) -> Result<Stat, ClientError> {
+        self.create_with(path, data, CreateMode::default()).await.map(|(_, stat)| stat)
     }
 
     pub async fn get(&self, path: &str) -> Result<(Vec<u8>, Stat), ClientError> {
@@ -281,6 +391,23 @@ impl Client {
         }
         drop(g);
         self.inner.endpoint.wait_idle().await;
+    }
+}
+
+/// Ping the session every `every` while the client lives and holds that session. A ping on a
+/// broken connection reconnects (to another node if need be) and re-attaches the session.
+async fn heartbeat(inner: Weak<Inner>, id: u64, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let client = Client { inner };
+        if client.session_id() != Some(id) {
+            return;
+        }
+        if let Err(ClientError::Server(ServerError::SessionExpired { .. })) = client.request(Request::Ping).await {
+            *client.inner.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return;
+        }
     }
 }
 

@@ -16,5 +16,5 @@ pub mod tls;
 
 pub use client::Client;
 pub use config::ClientConfig;
-pub use corral_proto::{Consistency, Error as ServerError, MemberInfo, NodeStatus, Stat};
+pub use corral_proto::{Consistency, CreateMode, Error as ServerError, MemberInfo, MultiOp, NodeStatus, Reply, Stat};
 pub use error::ClientError;

@@ -34,6 +34,8 @@ pub struct NodeConfig {
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
+    pub sessions: SessionBounds,
+    #[serde(default)]
     pub initial_members: Vec<Member>,
     /// Test-only hooks; never set in production.
     #[serde(default)]
@@ -118,6 +120,20 @@ impl Default for Limits {
     }
 }
 
+/// Session timeouts clients may ask for are clamped into [min, max].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionBounds {
+    pub min_timeout_ms: u64,
+    pub max_timeout_ms: u64,
+}
+
+impl Default for SessionBounds {
+    fn default() -> Self {
+        SessionBounds { min_timeout_ms: 1_000, max_timeout_ms: 60_000 }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct TestHooks {
@@ -181,6 +197,9 @@ impl NodeConfig {
                 "field `limits.max_data_bytes`: must be between 1 and {}",
                 corral_proto::frame::MAX_FRAME_BYTES / 2
             ));
+        }
+        if self.sessions.min_timeout_ms == 0 || self.sessions.min_timeout_ms > self.sessions.max_timeout_ms {
+            return Err("field `sessions.min_timeout_ms`: must be above 0 and at most `sessions.max_timeout_ms`".into());
         }
         for m in &self.initial_members {
             m.addr

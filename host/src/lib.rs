@@ -9,5 +9,6 @@ pub mod config;
 pub mod net;
 pub mod raft;
 pub mod server;
+pub mod session;
 pub mod state;
 pub mod wal;

@@ -26,6 +26,15 @@ pub enum Error {
     Membership { reason: String },
     #[error("internal error: {reason}")]
     Internal { reason: String },
+    /// The session has ended (expired or closed): its ephemeral nodes are gone.
+    #[error("session {id:#x} has expired or was closed")]
+    SessionExpired { id: u64 },
+    /// The request needs a session and the connection has none.
+    #[error("this request needs a session")]
+    NoSession,
+    /// Operation `op` (0-based) of a multi failed; nothing was applied.
+    #[error("multi operation {op} failed: {cause}")]
+    MultiFailed { op: u32, cause: Box<Error> },
 }
 
 impl Error {

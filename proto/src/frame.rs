@@ -94,7 +94,11 @@ mod tests {
     use crate::{Consistency, Request, RequestFrame};
 
     fn sample() -> RequestFrame {
-        RequestFrame { id: 7, body: Request::Get { path: "/a/b".into(), consistency: Consistency::Serializable } }
+        RequestFrame {
+            id: 7,
+            done_below: 3,
+            body: Request::Get { path: "/a/b".into(), consistency: Consistency::Serializable },
+        }
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ pub mod response;
 pub mod stat;
 
 pub use error::Error;
-pub use request::{Consistency, Request, RequestFrame};
+pub use request::{Consistency, CreateMode, MultiOp, Request, RequestFrame};
 pub use response::{MemberInfo, NodeStatus, Reply, Response};
 pub use stat::Stat;
 

@@ -14,9 +14,50 @@ pub enum Consistency {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestFrame {
-    /// Client-chosen id, echoed in logs; exactly-once deduplication builds on it.
+    /// Client-chosen id. On a connection bound to a session, ids increase per session and a
+    /// write resent with the same id is applied once (its first reply is returned again).
     pub id: u64,
+    /// Every request of this session with an id below this has had its reply: the server may
+    /// forget those replies. 0 when unknown.
+    pub done_below: u64,
     pub body: Request,
+}
+
+/// How a node is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CreateMode {
+    /// Owned by the connection's session; deleted when the session ends. No children.
+    pub ephemeral: bool,
+    /// A zero-padded, per-parent 64-bit counter is appended to the name.
+    pub sequential: bool,
+    /// Deleted when its last child is deleted.
+    pub container: bool,
+    /// Deleted once unmodified for this many ms (leader time) while it has no children.
+    pub ttl_ms: Option<u64>,
+}
+
+/// One operation of a `Multi`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MultiOp {
+    /// Fails the whole multi unless `path` exists (at `version`, if given).
+    Check {
+        path: String,
+        version: Option<u64>,
+    },
+    Create {
+        path: String,
+        data: Vec<u8>,
+        mode: CreateMode,
+    },
+    Set {
+        path: String,
+        data: Vec<u8>,
+        version: Option<u64>,
+    },
+    Delete {
+        path: String,
+        version: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +65,7 @@ pub enum Request {
     Create {
         path: String,
         data: Vec<u8>,
+        mode: CreateMode,
     },
     Get {
         path: String,
@@ -67,6 +109,24 @@ pub enum Request {
     MemberRemove {
         id: u64,
     },
+    /// Start a session (bound to this connection) with this timeout; the server clamps it to
+    /// its bounds and answers with the session's id, secret and actual timeout.
+    CreateSession {
+        timeout_ms: u64,
+    },
+    /// Bind this connection to an existing session (after a reconnect, maybe to another node).
+    AttachSession {
+        id: u64,
+        secret: Vec<u8>,
+    },
+    /// End the connection's session now: its ephemeral nodes go.
+    CloseSession,
+    /// The session's heartbeat.
+    Ping,
+    /// All of `ops`, atomically, or none.
+    Multi {
+        ops: Vec<MultiOp>,
+    },
 }
 
 impl Request {
@@ -75,7 +135,13 @@ impl Request {
     pub fn is_idempotent(&self) -> bool {
         matches!(
             self,
-            Request::Get { .. } | Request::Exists { .. } | Request::Children { .. } | Request::Sync | Request::Status
+            Request::Get { .. }
+                | Request::Exists { .. }
+                | Request::Children { .. }
+                | Request::Sync
+                | Request::Status
+                | Request::Ping
+                | Request::AttachSession { .. }
         )
     }
 }

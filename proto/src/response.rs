@@ -27,6 +27,14 @@ pub enum Reply {
     Done {
         index: u64,
     },
+    /// The connection's session: its id (the log index that created it), secret, timeout.
+    Session {
+        id: u64,
+        secret: Vec<u8>,
+        timeout_ms: u64,
+    },
+    /// One reply per operation of a successful `Multi`.
+    Multi(Vec<Reply>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

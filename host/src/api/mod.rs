@@ -7,6 +7,7 @@
 mod admin;
 mod read;
 mod route;
+mod session;
 mod write;
 
 use std::sync::Arc;
@@ -14,10 +15,23 @@ use std::time::Duration;
 
 use corral_proto::{Error, Reply, Request, Response};
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::Limits;
 use crate::net::PeerPool;
 use crate::raft::Raft;
+use crate::session::Sessions;
 use crate::state::State;
+
+pub(crate) use write::now_ms;
+
+/// Who is asking: the session the connection is bound to (0: none) and the request's id in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ctx {
+    pub session: u64,
+    pub req: u64,
+    pub done_below: u64,
+}
 
 pub struct Api {
     pub id: u64,
@@ -25,6 +39,7 @@ pub struct Api {
     pub state: State,
     pub pool: Arc<PeerPool>,
     pub limits: Limits,
+    pub sessions: Arc<Sessions>,
     /// How long one request may wait for a leader, a quorum or the local replica.
     pub timeout: Duration,
 }
@@ -32,9 +47,17 @@ pub struct Api {
 impl Api {
     /// Handle one client request. `forwarded`: it came from a follower, so it is not forwarded
     /// again (a stale leader answers `NotLeader` and the follower retries).
-    pub async fn handle(&self, req: Request, forwarded: bool) -> Response {
+    pub async fn handle(&self, req: Request, ctx: Ctx, forwarded: bool) -> Response {
+        self.sessions.touch(ctx.session);
         let res = match req {
-            Request::Create { .. } | Request::Set { .. } | Request::Delete { .. } => self.write(req, forwarded).await,
+            Request::Create { .. } | Request::Set { .. } | Request::Delete { .. } | Request::Multi { .. } => {
+                self.write(req, ctx, forwarded).await
+            }
+            Request::CreateSession { .. } => self.route(req, ctx, forwarded).await,
+            Request::CloseSession if ctx.session == 0 => Err(Error::NoSession),
+            Request::CloseSession => self.route(req, ctx, forwarded).await,
+            Request::AttachSession { id, secret } => self.attach(id, &secret).await,
+            Request::Ping => self.ping(ctx.session).await,
             Request::Get { path, consistency } => self.get(&path, consistency).await,
             Request::Exists { path, consistency } => self.exists(&path, consistency).await,
             Request::Children { path, consistency } => self.children(&path, consistency).await,
@@ -42,7 +65,7 @@ impl Api {
             Request::Status => Ok(Reply::Status(self.status())),
             Request::Initialize { members } => self.initialize(members).await,
             Request::MemberAdd { .. } | Request::MemberPromote { .. } | Request::MemberRemove { .. } => {
-                self.route(req, forwarded).await
+                self.route(req, ctx, forwarded).await
             }
         };
         match res {

@@ -36,6 +36,10 @@ impl Api {
     }
 
     /// Make the local replica at least as fresh as `c` requires; returns the index reached.
+    pub(super) async fn sync_barrier(&self, c: Consistency) -> Result<u64, Error> {
+        self.barrier(c).await
+    }
+
     async fn barrier(&self, c: Consistency) -> Result<u64, Error> {
         if c == Consistency::Serializable {
             return Ok(self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index));

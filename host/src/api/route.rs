@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use corral_proto::{Error, Reply, Request, Response};
 use openraft::error::{ClientWriteError, RaftError};
 
-use super::Api;
+use super::{Api, Ctx};
 use crate::raft::rpc::{PeerRequest, PeerResponse};
 
 /// What a leader-side attempt came to.
@@ -31,14 +31,14 @@ impl Step {
 
 impl Api {
     /// Run `req` on the leader and return its answer.
-    pub(super) async fn route(&self, req: Request, forwarded: bool) -> Result<Reply, Error> {
+    pub(super) async fn route(&self, req: Request, ctx: Ctx, forwarded: bool) -> Result<Reply, Error> {
         let deadline = Instant::now() + self.timeout;
         loop {
             let Some(leader) = self.wait_for_leader(deadline).await else {
                 return Err(Error::NotLeader { leader: None });
             };
             if leader == self.id {
-                match self.lead(&req).await {
+                match self.lead(&req, ctx).await {
                     Ok(r) => return Ok(r),
                     Err(Step::Done(e)) => return Err(e),
                     Err(Step::NotLeader) => {
@@ -54,7 +54,7 @@ impl Api {
                 return Err(Error::NotLeader { leader: Some(leader) });
             };
             let left = deadline.saturating_duration_since(Instant::now());
-            let fwd = PeerRequest::Forward(req.clone());
+            let fwd = PeerRequest::Forward(ctx, req.clone());
             let call = self.pool.call::<_, PeerResponse>(leader, &addr, &fwd, left);
             let res = tokio::select! {
                 r = call => r,
@@ -83,16 +83,23 @@ impl Api {
     }
 
     /// What the leader does with each routed request.
-    async fn lead(&self, req: &Request) -> Result<Reply, Step> {
+    async fn lead(&self, req: &Request, ctx: Ctx) -> Result<Reply, Step> {
         match req {
-            Request::Create { .. } | Request::Set { .. } | Request::Delete { .. } => {
-                let op = self.to_op(req).map_err(Step::Done)?;
-                self.propose(op).await
-            }
             Request::MemberAdd { id, addr, learner } => self.member_add(*id, addr, *learner).await,
             Request::MemberPromote { id } => self.member_promote(*id).await,
             Request::MemberRemove { id } => self.member_remove(*id).await,
-            other => Err(Step::Done(Error::bad_request(format!("{other:?} cannot be routed")))),
+            Request::CreateSession { .. } => {
+                let op = self.to_op(req).map_err(Step::Done)?;
+                let reply = self.propose(op, Ctx::default()).await?;
+                if let Reply::Session { id, .. } = &reply {
+                    self.sessions.touch(*id);
+                }
+                Ok(reply)
+            }
+            _ => {
+                let op = self.to_op(req).map_err(Step::Done)?;
+                self.propose(op, ctx).await
+            }
         }
     }
 

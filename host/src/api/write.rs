@@ -1,55 +1,81 @@
 //! Writes: checked here (cheap, before anything is proposed), then routed to the leader, which
 //! "preps" the command (stamps its clock) and proposes it.
 
-use corral_proto::{path, Error, Reply, Request};
+use corral_proto::{path, Error, MultiOp, Reply, Request};
 
-use super::Api;
+use super::route::Step;
+use super::{Api, Ctx};
 use crate::state::{Command, Op};
 
 impl Api {
-    pub(super) async fn write(&self, req: Request, forwarded: bool) -> Result<Reply, Error> {
+    pub(super) async fn write(&self, req: Request, ctx: Ctx, forwarded: bool) -> Result<Reply, Error> {
         self.to_op(&req)?;
-        self.route(req, forwarded).await
+        self.route(req, ctx, forwarded).await
     }
 
-    /// The state-machine operation for a write request, or why it is refused.
-    pub(super) fn to_op(&self, req: &Request) -> Result<Op, Error> {
-        let (p, data) = match req {
-            Request::Create { path, data } | Request::Set { path, data, .. } => (path, Some(data)),
-            Request::Delete { path, .. } => (path, None),
-            other => return Err(Error::bad_request(format!("{other:?} is not a write"))),
-        };
-        path::validate(p).map_err(|reason| Error::InvalidPath { path: p.clone(), reason: reason.into() })?;
-        if let Some(d) = data {
-            if d.len() > self.limits.max_data_bytes {
-                return Err(Error::TooLarge {
-                    what: format!("data for {p}"),
-                    size: d.len(),
-                    max: self.limits.max_data_bytes,
-                });
-            }
+    fn check_path(&self, p: &str) -> Result<(), Error> {
+        path::validate(p).map_err(|reason| Error::InvalidPath { path: p.into(), reason: reason.into() })
+    }
+
+    fn check_data(&self, p: &str, d: &[u8]) -> Result<(), Error> {
+        if d.len() > self.limits.max_data_bytes {
+            return Err(Error::TooLarge {
+                what: format!("data for {p}"),
+                size: d.len(),
+                max: self.limits.max_data_bytes,
+            });
         }
+        Ok(())
+    }
+
+    /// The state-machine operation for a write request, or why it is refused (before anything
+    /// is proposed).
+    pub(super) fn to_op(&self, req: &Request) -> Result<Op, Error> {
         Ok(match req.clone() {
-            Request::Create { path, data } => Op::Create { path, data },
-            Request::Set { path, data, version } => Op::Set { path, data, version },
-            Request::Delete { path, version } => Op::Delete { path, version },
-            _ => unreachable_op(),
+            Request::Create { path, data, mode } => {
+                self.check_path(&path)?;
+                self.check_data(&path, &data)?;
+                Op::Create { path, data, mode }
+            }
+            Request::Set { path, data, version } => {
+                self.check_path(&path)?;
+                self.check_data(&path, &data)?;
+                Op::Set { path, data, version }
+            }
+            Request::Delete { path, version } => {
+                self.check_path(&path)?;
+                Op::Delete { path, version }
+            }
+            Request::Multi { ops } => {
+                for op in &ops {
+                    match op {
+                        MultiOp::Check { path, .. } | MultiOp::Delete { path, .. } => self.check_path(path)?,
+                        MultiOp::Create { path, data, .. } | MultiOp::Set { path, data, .. } => {
+                            self.check_path(path)?;
+                            self.check_data(path, data)?;
+                        }
+                    }
+                }
+                Op::Multi { ops }
+            }
+            Request::CreateSession { timeout_ms } => {
+                let mut secret = vec![0u8; 16];
+                getrandom::getrandom(&mut secret).map_err(Error::internal)?;
+                Op::CreateSession { timeout_ms: self.sessions.clamp(timeout_ms), secret }
+            }
+            Request::CloseSession => Op::CloseSession,
+            other => return Err(Error::bad_request(format!("{other:?} is not a write"))),
         })
     }
 
     /// On the leader: stamp the command and propose it.
-    pub(super) async fn propose(&self, op: Op) -> Result<Reply, super::route::Step> {
-        let cmd = Command { ts_ms: now_ms(), op };
+    pub(super) async fn propose(&self, op: Op, ctx: Ctx) -> Result<Reply, Step> {
+        let cmd = Command { ts_ms: now_ms(), session: ctx.session, req: ctx.req, done_below: ctx.done_below, op };
         match self.raft.client_write(cmd).await {
-            Ok(resp) => resp.data.map_err(super::route::Step::Done),
-            Err(e) => Err(super::route::Step::from_write_error(e)),
+            Ok(resp) => resp.data.map_err(Step::Done),
+            Err(e) => Err(Step::from_write_error(e)),
         }
     }
-}
-
-fn unreachable_op() -> Op {
-    // `to_op` matched the same variants above; keep the compiler happy without a panic.
-    Op::Delete { path: "/".into(), version: Some(u64::MAX) }
 }
 
 pub(crate) fn now_ms() -> u64 {

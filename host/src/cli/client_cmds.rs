@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
-use corral_client::{Client, ClientConfig, Consistency};
+use corral_client::{Client, ClientConfig, Consistency, CreateMode};
 use serde_json::json;
 
 use super::output::{print, stat_json, stat_text, status_json};
@@ -77,9 +77,23 @@ pub async fn run(cmd: Cmd, config: Option<PathBuf>, j: bool) -> Result<()> {
             client.initialize(parsed).await?;
             print(j, json!({ "initialized": members }), || "initialized".into());
         }
-        Cmd::Create { path, data } => {
-            let stat = client.create(&path, &data_arg(data)?).await?;
-            print(j, json!({ "path": path, "stat": stat_json(&stat) }), || path.clone());
+        Cmd::Create { path, data, ephemeral, sequential, container, ttl, hold, session_timeout } => {
+            let data = data_arg(data)?;
+            if ephemeral || hold {
+                let id = client.start_session(session_timeout).await?;
+                tracing::info!(session = id, "session started");
+            }
+            let mode = CreateMode { ephemeral, sequential, container, ttl_ms: ttl };
+            let (actual, stat) = client.create_with(&path, &data, mode).await?;
+            print(j, json!({ "path": actual, "stat": stat_json(&stat) }), || actual.clone());
+            if hold {
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                super::shutdown_signal().await;
+            }
+            if client.session_id().is_some() {
+                client.close_session().await?;
+            }
         }
         Cmd::Get { path, serializable } => {
             let (data, stat) = client.get_with(&path, consistency(serializable)).await?;

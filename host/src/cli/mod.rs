@@ -46,6 +46,24 @@ pub enum Cmd {
         path: String,
         /// Data ("-" reads standard input).
         data: Option<String>,
+        /// Owned by this command's session: gone when the command ends (see --hold).
+        #[arg(long)]
+        ephemeral: bool,
+        /// Append a zero-padded, increasing counter to the name.
+        #[arg(long)]
+        sequential: bool,
+        /// Deleted when its last child is deleted.
+        #[arg(long)]
+        container: bool,
+        /// Deleted once unmodified for MS milliseconds while it has no children.
+        #[arg(long, value_name = "MS")]
+        ttl: Option<u64>,
+        /// Keep the session (and so an ephemeral node) until Ctrl-C.
+        #[arg(long)]
+        hold: bool,
+        /// Session timeout in ms (for --ephemeral).
+        #[arg(long, default_value_t = 10_000)]
+        session_timeout: u64,
     },
     /// Print a node's data.
     Get {

@@ -15,8 +15,10 @@ pub enum PeerRequest {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<u64>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
-    /// A client request received by a follower, for the leader to run.
-    Forward(corral_proto::Request),
+    /// A client request received by a follower, for the leader to run, with its session.
+    Forward(crate::api::Ctx, corral_proto::Request),
+    /// Sessions heard from by the sender since its last report (leader only).
+    Touch(Vec<u64>),
     /// "What index must I apply to serve a linearizable read?" (leader only)
     ReadIndex,
 }
@@ -28,6 +30,7 @@ pub enum PeerResponse {
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
     Forward(corral_proto::Response),
     ReadIndex(Result<u64, corral_proto::Error>),
+    Touched,
     /// The request was refused (bad frame, wrong sender, ...).
     Refused(String),
 }

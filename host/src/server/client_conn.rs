@@ -1,25 +1,38 @@
 //! One client connection: each bidirectional stream carries one request and its reply. A
 //! malformed request gets an error reply on its stream; the connection and the node go on.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Result;
-use corral_proto::{Error, RequestFrame, Response};
+use corral_proto::{Error, Reply, Request, RequestFrame, Response};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::Api;
+use crate::api::{Api, Ctx};
 use crate::net::identity_of;
 
 pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationToken) -> Result<()> {
     let who = identity_of(&conn).map(|i| i.to_string()).unwrap_or_else(|e| format!("unknown ({e})"));
     tracing::debug!(client = %who, remote = %conn.remote_address(), "client connected");
+    // The session this connection is bound to (0: none); set by create/attach, cleared by close.
+    let bound = Arc::new(AtomicU64::new(0));
     super::streams::serve(&conn, &stop, move |req: Result<RequestFrame, _>| {
-        let api = api.clone();
+        let (api, bound) = (api.clone(), bound.clone());
         async move {
-            match req {
-                Ok(req) => api.handle(req.body, false).await,
-                Err(e) => Response::Err(Error::bad_request(format!("malformed request: {e}"))),
+            let req = match req {
+                Ok(req) => req,
+                Err(e) => return Response::Err(Error::bad_request(format!("malformed request: {e}"))),
+            };
+            let ctx = Ctx { session: bound.load(Ordering::Acquire), req: req.id, done_below: req.done_below };
+            let closing = matches!(req.body, Request::CloseSession);
+            let resp = api.handle(req.body, ctx, false).await;
+            match &resp {
+                Response::Ok(Reply::Session { id, .. }) => bound.store(*id, Ordering::Release),
+                Response::Ok(_) if closing => bound.store(0, Ordering::Release),
+                Response::Err(Error::SessionExpired { .. }) => bound.store(0, Ordering::Release),
+                _ => {}
             }
+            resp
         }
     })
     .await

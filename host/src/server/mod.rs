@@ -20,6 +20,7 @@ use crate::raft::log_store::LogStore;
 use crate::raft::network::Network;
 use crate::raft::state_machine::StateMachine;
 use crate::raft::Raft;
+use crate::session::Sessions;
 use crate::state::{SledStore, State};
 use crate::wal::{FaultMode, WalOptions};
 
@@ -81,18 +82,22 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
         }
     }
 
+    let bounds = (cfg.sessions.min_timeout_ms, cfg.sessions.max_timeout_ms);
+    let sessions = Arc::new(Sessions::new(cfg.id, raft.clone(), state.clone(), pool.clone(), bounds));
     let api = Arc::new(Api {
         id: cfg.id,
         raft: raft.clone(),
         state,
         pool,
         limits: cfg.limits.clone(),
+        sessions: sessions.clone(),
         timeout: Duration::from_millis(cfg.raft.request_timeout_ms),
     });
     tracing::info!(id = cfg.id, %addr, "corral node listening");
     on_ready(addr);
 
     let tracker = TaskTracker::new();
+    tracker.spawn(sessions.run(shutdown.clone()));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,

@@ -40,7 +40,7 @@ async fn handle(api: &Api, peer: u64, req: PeerRequest) -> PeerResponse {
         PeerRequest::AppendEntries(r) => Some(r.vote.leader_id().voted_for()),
         PeerRequest::Vote(r) => Some(r.vote.leader_id().voted_for()),
         PeerRequest::InstallSnapshot(r) => Some(r.vote.leader_id().voted_for()),
-        PeerRequest::Forward(_) | PeerRequest::ReadIndex => None,
+        PeerRequest::Forward(..) | PeerRequest::ReadIndex | PeerRequest::Touch(_) => None,
     };
     if let Some(claimed) = claimed {
         if claimed != Some(peer) {
@@ -51,7 +51,11 @@ async fn handle(api: &Api, peer: u64, req: PeerRequest) -> PeerResponse {
         PeerRequest::AppendEntries(r) => PeerResponse::AppendEntries(api.raft.append_entries(r).await),
         PeerRequest::Vote(r) => PeerResponse::Vote(api.raft.vote(r).await),
         PeerRequest::InstallSnapshot(r) => PeerResponse::InstallSnapshot(api.raft.install_snapshot(r).await),
-        PeerRequest::Forward(r) => PeerResponse::Forward(api.handle(r, true).await),
+        PeerRequest::Forward(ctx, r) => PeerResponse::Forward(api.handle(r, ctx, true).await),
+        PeerRequest::Touch(ids) => {
+            api.sessions.heard_from(ids);
+            PeerResponse::Touched
+        }
         PeerRequest::ReadIndex => PeerResponse::ReadIndex(api.leader_read_index().await),
     }
 }

@@ -1,28 +1,75 @@
 //! What a log entry asks the state machine to do. Built once, on the leader ("prep"), carrying
-//! everything apply needs: anything non-deterministic (the time) is decided there.
+//! everything apply needs: anything non-deterministic (the time, a session's secret) is
+//! decided there.
 
+use corral_proto::{CreateMode, MultiOp};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     /// The leader's wall clock when it prepared the command, ms since the Unix epoch.
     pub ts_ms: u64,
+    /// The session the request came on (0: none). Its writes are deduplicated by `req`.
+    pub session: u64,
+    /// The client's request id within the session.
+    pub req: u64,
+    /// The client has every reply below this request id: older replies may be forgotten.
+    pub done_below: u64,
     pub op: Op,
+}
+
+impl Command {
+    /// A command outside any session.
+    pub fn plain(ts_ms: u64, op: Op) -> Command {
+        Command { ts_ms, session: 0, req: 0, done_below: 0, op }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
-    Create { path: String, data: Vec<u8> },
-    Set { path: String, data: Vec<u8>, version: Option<u64> },
-    Delete { path: String, version: Option<u64> },
+    Create {
+        path: String,
+        data: Vec<u8>,
+        mode: CreateMode,
+    },
+    Set {
+        path: String,
+        data: Vec<u8>,
+        version: Option<u64>,
+    },
+    Delete {
+        path: String,
+        version: Option<u64>,
+    },
+    Multi {
+        ops: Vec<MultiOp>,
+    },
+    /// A new session; its id is this entry's index. `secret` was drawn by the leader.
+    CreateSession {
+        timeout_ms: u64,
+        secret: Vec<u8>,
+    },
+    /// The command's session ends at the client's request.
+    CloseSession,
+    /// The leader decided these sessions were not heard from for their timeout.
+    ExpireSessions {
+        ids: Vec<u64>,
+    },
+    /// Nothing but the passage of (leader) time: lets TTL deadlines fire when idle.
+    Tick,
 }
 
 impl std::fmt::Display for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.op {
-            Op::Create { path, data } => write!(f, "create {path} ({} bytes)", data.len()),
+            Op::Create { path, data, .. } => write!(f, "create {path} ({} bytes)", data.len()),
             Op::Set { path, data, .. } => write!(f, "set {path} ({} bytes)", data.len()),
             Op::Delete { path, .. } => write!(f, "delete {path}"),
+            Op::Multi { ops } => write!(f, "multi ({} ops)", ops.len()),
+            Op::CreateSession { timeout_ms, .. } => write!(f, "create session ({timeout_ms} ms)"),
+            Op::CloseSession => write!(f, "close session {:#x}", self.session),
+            Op::ExpireSessions { ids } => write!(f, "expire sessions {ids:x?}"),
+            Op::Tick => f.write_str("tick"),
         }
     }
 }

@@ -7,6 +7,9 @@
 //! [`Txn::put_meta`] in the same atomic batch.
 
 mod command;
+mod keys;
+mod multi;
+pub mod session;
 mod snapshot;
 mod store;
 mod tree;
@@ -55,16 +58,80 @@ impl State {
     }
 
     /// Apply one command at log index `index`. A command that fails (e.g. `BadVersion`) changes
-    /// nothing: its writes go into a nested overlay that is dropped on error.
+    /// nothing: its writes go into a nested overlay that is dropped on error. A write on a
+    /// session that already has a reply for its request id gets that reply again, unapplied.
     pub fn apply(txn: &mut Txn<'_>, index: u64, cmd: &Command) -> Result<Result<Reply, Error>, StoreError> {
         let now = txn.advance_time(cmd.ts_ms)?;
+        let res = match &cmd.op {
+            Op::CreateSession { .. } | Op::ExpireSessions { .. } | Op::Tick => Self::run(txn, index, now, cmd)?,
+            _ if cmd.session != 0 => match session::load(txn, cmd.session)? {
+                None => Err(Error::SessionExpired { id: cmd.session }),
+                Some(rec) => match rec.replies.get(&cmd.req) {
+                    Some(earlier) => earlier.clone(),
+                    None => {
+                        let res = Self::run(txn, index, now, cmd)?;
+                        if !matches!(cmd.op, Op::CloseSession) {
+                            session::remember(txn, cmd.session, rec, cmd.req, cmd.done_below, &res);
+                        }
+                        res
+                    }
+                },
+            },
+            _ => Self::run(txn, index, now, cmd)?,
+        };
+        tree::sweep_ttl(txn, index, now)?;
+        Ok(res)
+    }
+
+    fn run(txn: &mut Txn<'_>, index: u64, now: u64, cmd: &Command) -> tree::Applied {
         let mut inner = txn.nested();
-        let res = tree::apply(&mut inner, index, now, &cmd.op)?;
+        let t = &mut inner;
+        let res = match &cmd.op {
+            Op::Create { path, data, mode } => tree::create(t, index, now, cmd.session, path, data, *mode)?,
+            Op::Set { path, data, version } => tree::set(t, index, now, path, data, *version)?,
+            Op::Delete { path, version } => tree::delete(t, index, path, *version)?,
+            Op::Multi { ops } => multi::apply(t, index, now, cmd.session, ops)?,
+            Op::CreateSession { timeout_ms, secret } => Ok(session::create(t, index, *timeout_ms, secret)),
+            Op::CloseSession => match session::end(t, index, cmd.session)? {
+                true => Ok(Reply::Done { index }),
+                false => Err(Error::SessionExpired { id: cmd.session }),
+            },
+            Op::ExpireSessions { ids } => {
+                for id in ids {
+                    session::end(t, index, *id)?;
+                }
+                Ok(Reply::Done { index })
+            }
+            Op::Tick => Ok(Reply::Done { index }),
+        };
         if res.is_ok() {
             let writes = inner.into_writes();
             txn.absorb(writes);
         }
         Ok(res)
+    }
+
+    /// Every live session (id, timeout ms).
+    pub fn sessions(&self) -> Result<Vec<(u64, u64)>, StoreError> {
+        let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        session::list(self.store.as_ref())
+    }
+
+    /// The session's timeout, if `secret` is right.
+    pub fn verify_session(&self, id: u64, secret: &[u8]) -> Result<Option<u64>, StoreError> {
+        let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        session::verify(self.store.as_ref(), id, secret)
+    }
+
+    pub fn session_exists(&self, id: u64) -> Result<bool, StoreError> {
+        let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        Ok(self.store.get(&keys::session(id))?.is_some())
+    }
+
+    /// The earliest TTL deadline (leader time, ms).
+    pub fn next_ttl_deadline(&self) -> Result<Option<u64>, StoreError> {
+        let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        tree::next_ttl_deadline(self.store.as_ref())
     }
 
     pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -18,8 +18,12 @@ impl From<sled::Error> for StoreError {
 
 pub trait KvStore: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Keys starting with `prefix`, in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<super::Items, StoreError>;
+    /// The first `limit` keys starting with `prefix`, in key order.
+    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Result<super::Items, StoreError>;
+    /// Every key starting with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<super::Items, StoreError> {
+        self.scan_prefix_limit(prefix, usize::MAX)
+    }
     /// Apply every write atomically.
     fn commit(&self, writes: Writes) -> Result<(), StoreError>;
     fn export(&self) -> Result<super::Items, StoreError> {
@@ -48,9 +52,10 @@ impl KvStore for SledStore {
         Ok(self.tree.get(key)?.map(|v| v.to_vec()))
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<super::Items, StoreError> {
+    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Result<super::Items, StoreError> {
         self.tree
             .scan_prefix(prefix)
+            .take(limit)
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
             .collect()
     }
@@ -102,11 +107,12 @@ impl KvStore for MemStore {
         Ok(self.map().get(key).cloned())
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<super::Items, StoreError> {
+    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Result<super::Items, StoreError> {
         Ok(self
             .map()
             .range(prefix.to_vec()..)
             .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }

@@ -1,5 +1,7 @@
 use std::sync::Arc;
 
+use corral_proto::{CreateMode, MultiOp};
+
 use super::*;
 
 fn state() -> State {
@@ -7,11 +9,11 @@ fn state() -> State {
 }
 
 fn run(s: &State, index: u64, ts: u64, op: Op) -> Result<Reply, Error> {
-    s.with_txn(|t| State::apply(t, index, &Command { ts_ms: ts, op })).expect("store")
+    s.with_txn(|t| State::apply(t, index, &Command::plain(ts, op))).expect("store")
 }
 
 fn create(p: &str) -> Op {
-    Op::Create { path: p.into(), data: p.as_bytes().to_vec() }
+    Op::Create { path: p.into(), data: p.as_bytes().to_vec(), mode: CreateMode::default() }
 }
 
 #[test]
@@ -100,4 +102,119 @@ fn same_commands_give_identical_state_and_snapshots_roundtrip() {
     corrupt[last] ^= 1;
     assert!(decode_snapshot(&corrupt).is_err());
     assert!(decode_snapshot(&bytes[..bytes.len() / 2]).is_err());
+}
+
+fn in_session(s: &State, index: u64, ts: u64, session: u64, req: u64, op: Op) -> Result<Reply, Error> {
+    let cmd = Command { ts_ms: ts, session, req, done_below: 0, op };
+    s.with_txn(|t| State::apply(t, index, &cmd)).expect("store")
+}
+
+fn mode(f: impl FnOnce(&mut CreateMode)) -> CreateMode {
+    let mut m = CreateMode::default();
+    f(&mut m);
+    m
+}
+
+fn new_session(s: &State, index: u64) -> u64 {
+    let op = Op::CreateSession { timeout_ms: 5000, secret: vec![1, 2, 3] };
+    let Ok(Reply::Session { id, .. }) = run(s, index, 1, op) else { panic!("no session") };
+    assert_eq!(id, index, "a session's id is the index that created it");
+    id
+}
+
+#[test]
+fn ephemerals_belong_to_their_session_and_go_with_it() {
+    let s = state();
+    let sid = new_session(&s, 1);
+    run(&s, 2, 1, create("/app")).expect("parent");
+    let eph = |p: &str| Op::Create { path: p.into(), data: vec![], mode: mode(|m| m.ephemeral = true) };
+    let Ok(Reply::Created { stat, .. }) = in_session(&s, 3, 1, sid, 1, eph("/app/e1")) else { panic!() };
+    assert_eq!(stat.ephemeral_owner, sid);
+    in_session(&s, 4, 1, sid, 2, eph("/app/e2")).expect("e2");
+    assert!(matches!(run(&s, 5, 1, eph("/app/e3")), Err(Error::NoSession)), "ephemeral needs a session");
+    assert!(in_session(&s, 6, 1, sid, 3, create("/app/e1/child")).is_err(), "ephemerals have no children");
+    assert_eq!(s.children("/app").expect("store").expect("ls").len(), 2);
+
+    run(&s, 7, 1, Op::ExpireSessions { ids: vec![sid] }).expect("expire");
+    assert_eq!(s.children("/app").expect("store").expect("ls"), Vec::<String>::new());
+    assert!(!s.session_exists(sid).expect("store"));
+    assert!(matches!(in_session(&s, 8, 1, sid, 4, create("/app/x")), Err(Error::SessionExpired { .. })));
+}
+
+#[test]
+fn a_resent_request_is_answered_once() {
+    let s = state();
+    let sid = new_session(&s, 1);
+    let seq = || Op::Create { path: "/job-".into(), data: vec![], mode: mode(|m| m.sequential = true) };
+    let first = in_session(&s, 2, 1, sid, 7, seq()).expect("create");
+    let again = in_session(&s, 3, 1, sid, 7, seq()).expect("resend");
+    assert_eq!(first, again, "the resend gets the first reply");
+    assert_eq!(s.children("/").expect("store").expect("ls").len(), 1, "and creates nothing");
+    let Ok(Reply::Created { path, .. }) = in_session(&s, 4, 1, sid, 8, seq()) else { panic!() };
+    assert_eq!(path, "/job-00000000000000000001");
+}
+
+#[test]
+fn sequential_names_increase_per_parent() {
+    let s = state();
+    let seq = |p: &str| Op::Create { path: p.into(), data: vec![], mode: mode(|m| m.sequential = true) };
+    run(&s, 1, 1, create("/q")).expect("q");
+    let mut names = Vec::new();
+    for i in 0..5 {
+        let Ok(Reply::Created { path, .. }) = run(&s, 2 + i, 1, seq("/q/item-")) else { panic!() };
+        names.push(path);
+    }
+    let Ok(Reply::Created { path: other, .. }) = run(&s, 10, 1, seq("/other-")) else { panic!() };
+    assert_eq!(names[0], "/q/item-00000000000000000000");
+    assert!(names.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(other, "/other-00000000000000000000", "counters are per parent");
+}
+
+#[test]
+fn containers_go_with_their_last_child_and_ttl_nodes_when_stale_and_childless() {
+    let s = state();
+    let container = Op::Create { path: "/locks".into(), data: vec![], mode: mode(|m| m.container = true) };
+    run(&s, 1, 1, container).expect("container");
+    run(&s, 2, 1, create("/locks/a")).expect("a");
+    run(&s, 3, 1, create("/locks/b")).expect("b");
+    run(&s, 4, 1, Op::Delete { path: "/locks/a".into(), version: None }).expect("del a");
+    assert!(s.get("/locks").expect("store").is_ok(), "a container with a child stays");
+    run(&s, 5, 1, Op::Delete { path: "/locks/b".into(), version: None }).expect("del b");
+    assert!(s.get("/locks").expect("store").is_err(), "an emptied container goes");
+
+    let ttl = |p: &str| Op::Create { path: p.into(), data: vec![], mode: mode(|m| m.ttl_ms = Some(100)) };
+    run(&s, 6, 1000, ttl("/t1")).expect("t1");
+    run(&s, 7, 1000, ttl("/t2")).expect("t2");
+    run(&s, 8, 1000, create("/t2/kid")).expect("kid");
+    run(&s, 9, 1050, Op::Set { path: "/t1".into(), data: vec![1], version: None }).expect("touch t1");
+    run(&s, 10, 1120, Op::Tick).expect("tick");
+    assert!(s.get("/t1").expect("store").is_ok(), "modified at 1050: due at 1150");
+    assert!(s.get("/t2").expect("store").is_ok(), "due, but it has a child");
+    run(&s, 11, 1151, Op::Tick).expect("tick");
+    assert!(s.get("/t1").expect("store").is_err(), "unmodified for its TTL");
+    run(&s, 12, 1200, Op::Delete { path: "/t2/kid".into(), version: None }).expect("del kid");
+    assert!(s.get("/t2").expect("store").is_err(), "childless and long due");
+}
+
+#[test]
+fn multi_is_all_or_nothing() {
+    let s = state();
+    run(&s, 1, 1, create("/a")).expect("a");
+    let before = s.export().expect("export");
+    let ops = vec![
+        MultiOp::Create { path: "/b".into(), data: vec![], mode: CreateMode::default() },
+        MultiOp::Set { path: "/a".into(), data: b"new".to_vec(), version: Some(0) },
+        MultiOp::Check { path: "/a".into(), version: Some(0) }, // now at 1: fails
+    ];
+    let res = run(&s, 2, 1, Op::Multi { ops });
+    assert!(matches!(res, Err(Error::MultiFailed { op: 2, .. })), "{res:?}");
+    assert_eq!(s.export().expect("export"), before, "nothing applied");
+    let ops = vec![
+        MultiOp::Check { path: "/a".into(), version: Some(0) },
+        MultiOp::Create { path: "/b".into(), data: vec![], mode: CreateMode::default() },
+        MultiOp::Delete { path: "/a".into(), version: None },
+    ];
+    let Ok(Reply::Multi(replies)) = run(&s, 3, 1, Op::Multi { ops }) else { panic!() };
+    assert_eq!(replies.len(), 3);
+    assert_eq!(s.children("/").expect("store").expect("ls"), vec!["b".to_string()]);
 }

@@ -1,50 +1,50 @@
-//! The node tree, as ZooKeeper's. Key layout in the flat store:
-//! - `n/<path>` → the node: `(Stat, data)`;
-//! - `c/<parent>\0<name>` → empty: the children index, so listing is a prefix scan in name
-//!   order (paths never contain NUL).
-//!
-//! The root `/` always exists; until first written it has a zero stat.
+//! The node tree, as ZooKeeper's: persistent, ephemeral, sequential, container and TTL nodes.
+//! Key layout in `keys`. The root `/` always exists; until first written it has a zero stat.
 
 use bincode::Options;
-use corral_proto::{path, Error, Reply, Stat};
+use corral_proto::{path, CreateMode, Error, Reply, Stat};
+use serde::{Deserialize, Serialize};
 
-use super::command::Op;
+use super::keys;
 use super::store::{KvStore, StoreError};
 use super::txn::Txn;
 
-fn node_key(path: &str) -> Vec<u8> {
-    let mut k = b"n/".to_vec();
-    k.extend_from_slice(path.as_bytes());
-    k
+/// `Ok(Err(e))`: the deterministic answer to a request that cannot be done (nothing changed);
+/// `Err(StoreError)`: the store failed, which stops the node.
+pub type Applied = Result<Result<Reply, Error>, StoreError>;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub stat: Stat,
+    pub data: Vec<u8>,
+    /// Deleted when its last child is deleted.
+    pub container: bool,
+    /// 0, or: deleted once unmodified for this long while childless.
+    pub ttl_ms: u64,
 }
 
-fn child_prefix(parent: &str) -> Vec<u8> {
-    let mut k = b"c/".to_vec();
-    k.extend_from_slice(parent.as_bytes());
-    k.push(0);
-    k
+fn opts() -> impl Options {
+    bincode::DefaultOptions::new()
 }
 
-fn child_key(parent: &str, name: &str) -> Vec<u8> {
-    let mut k = child_prefix(parent);
-    k.extend_from_slice(name.as_bytes());
-    k
+fn decode(bytes: &[u8]) -> Result<NodeRecord, StoreError> {
+    opts().deserialize(bytes).map_err(|e| StoreError(format!("corrupt node record: {e}")))
 }
 
-fn encode(stat: &Stat, data: &[u8]) -> Vec<u8> {
-    bincode::DefaultOptions::new().serialize(&(stat, data)).unwrap_or_default()
-}
-
-fn decode(bytes: &[u8]) -> Result<(Stat, Vec<u8>), StoreError> {
-    bincode::DefaultOptions::new().deserialize(bytes).map_err(|e| StoreError(format!("corrupt node record: {e}")))
-}
-
-fn load(raw: Option<Vec<u8>>, path: &str) -> Result<Option<(Stat, Vec<u8>)>, StoreError> {
+fn from_raw(raw: Option<Vec<u8>>, path: &str) -> Result<Option<NodeRecord>, StoreError> {
     match raw {
         Some(b) => decode(&b).map(Some),
-        None if path == "/" => Ok(Some((Stat::default(), Vec::new()))),
+        None if path == "/" => Ok(Some(NodeRecord::default())),
         None => Ok(None),
     }
+}
+
+pub(crate) fn load(txn: &Txn<'_>, path: &str) -> Result<Option<NodeRecord>, StoreError> {
+    from_raw(txn.get(&keys::node(path))?, path)
+}
+
+fn save(txn: &mut Txn<'_>, path: &str, rec: &NodeRecord) {
+    txn.put(keys::node(path), opts().serialize(rec).unwrap_or_default());
 }
 
 fn check_path(p: &str) -> Result<(), Error> {
@@ -55,112 +55,216 @@ fn no_node(path: &str) -> Error {
     Error::NoNode { path: path.into() }
 }
 
-/// Apply one tree operation. `Err(StoreError)` is a storage failure (fatal for the node);
-/// `Ok(Err(Error))` is the deterministic answer to a request that cannot be done.
-pub fn apply(txn: &mut Txn<'_>, index: u64, now: u64, op: &Op) -> Result<Result<Reply, Error>, StoreError> {
-    match op {
-        Op::Create { path, data } => create(txn, index, now, path, data),
-        Op::Set { path, data, version } => set(txn, index, now, path, data, *version),
-        Op::Delete { path, version } => delete(txn, index, path, *version),
-    }
+macro_rules! refuse {
+    ($e:expr) => {
+        return Ok(Err($e))
+    };
 }
 
-fn create(txn: &mut Txn<'_>, index: u64, now: u64, p: &str, data: &[u8]) -> Result<Result<Reply, Error>, StoreError> {
+pub fn create(
+    txn: &mut Txn<'_>,
+    index: u64,
+    now: u64,
+    session: u64,
+    p: &str,
+    data: &[u8],
+    mode: CreateMode,
+) -> Applied {
     if let Err(e) = check_path(p) {
-        return Ok(Err(e));
+        refuse!(e);
     }
-    if p == "/" || txn.get(&node_key(p))?.is_some() {
-        return Ok(Err(Error::NodeExists { path: p.into() }));
+    if p == "/" {
+        refuse!(Error::NodeExists { path: p.into() });
+    }
+    if mode.ephemeral && session == 0 {
+        refuse!(Error::NoSession);
+    }
+    if (mode.ephemeral as u8 + mode.container as u8 + mode.ttl_ms.is_some() as u8) > 1 {
+        refuse!(Error::bad_request("a node is at most one of ephemeral, container and TTL"));
+    }
+    if mode.ttl_ms == Some(0) {
+        refuse!(Error::bad_request("a TTL must be above 0 ms"));
     }
     let parent = path::parent(p);
-    let Some((mut pstat, pdata)) = load(txn.get(&node_key(parent))?, parent)? else {
-        return Ok(Err(no_node(parent)));
+    let Some(mut prec) = load(txn, parent)? else {
+        refuse!(no_node(parent));
     };
-    if pstat.ephemeral_owner != 0 {
-        return Ok(Err(Error::bad_request(format!("{parent} is ephemeral and cannot have children"))));
+    if prec.stat.ephemeral_owner != 0 {
+        refuse!(Error::bad_request(format!("{parent} is ephemeral and cannot have children")));
     }
+    let actual = if mode.sequential {
+        let key = keys::seq_counter(parent);
+        let n = match txn.get(&key)? {
+            Some(b) => u64::from_le_bytes(b.try_into().unwrap_or([0; 8])),
+            None => 0,
+        };
+        txn.put(key, (n + 1).to_le_bytes().to_vec());
+        format!("{p}{n:020}")
+    } else {
+        p.to_string()
+    };
+    if txn.get(&keys::node(&actual))?.is_some() {
+        refuse!(Error::NodeExists { path: actual });
+    }
+    let owner = if mode.ephemeral { session } else { 0 };
     let stat = Stat {
         czxid: index,
         mzxid: index,
         pzxid: index,
         ctime: now,
         mtime: now,
+        ephemeral_owner: owner,
         data_length: data.len() as u32,
         ..Stat::default()
     };
-    txn.put(node_key(p), encode(&stat, data));
-    txn.put(child_key(parent, path::name(p)), Vec::new());
-    pstat.cversion += 1;
-    pstat.pzxid = index;
-    pstat.num_children += 1;
-    txn.put(node_key(parent), encode(&pstat, &pdata));
-    Ok(Ok(Reply::Created { path: p.into(), stat }))
+    let ttl_ms = mode.ttl_ms.unwrap_or(0);
+    save(txn, &actual, &NodeRecord { stat, data: data.to_vec(), container: mode.container, ttl_ms });
+    txn.put(keys::child(parent, path::name(&actual)), Vec::new());
+    if owner != 0 {
+        txn.put(keys::ephemeral(owner, &actual), Vec::new());
+    }
+    if ttl_ms > 0 {
+        txn.put(keys::ttl(now.saturating_add(ttl_ms), &actual), Vec::new());
+    }
+    prec.stat.cversion += 1;
+    prec.stat.pzxid = index;
+    prec.stat.num_children += 1;
+    save(txn, parent, &prec);
+    Ok(Ok(Reply::Created { path: actual, stat }))
 }
 
-fn set(
-    txn: &mut Txn<'_>,
-    index: u64,
-    now: u64,
-    p: &str,
-    data: &[u8],
-    version: Option<u64>,
-) -> Result<Result<Reply, Error>, StoreError> {
+pub fn set(txn: &mut Txn<'_>, index: u64, now: u64, p: &str, data: &[u8], version: Option<u64>) -> Applied {
     if let Err(e) = check_path(p) {
-        return Ok(Err(e));
+        refuse!(e);
     }
-    let Some((mut stat, _)) = load(txn.get(&node_key(p))?, p)? else {
-        return Ok(Err(no_node(p)));
+    let Some(mut rec) = load(txn, p)? else {
+        refuse!(no_node(p));
     };
     if let Some(v) = version {
-        if v != stat.version {
-            return Ok(Err(Error::BadVersion { path: p.into(), expected: v, actual: stat.version }));
+        if v != rec.stat.version {
+            refuse!(Error::BadVersion { path: p.into(), expected: v, actual: rec.stat.version });
         }
     }
-    stat.version += 1;
-    stat.mzxid = index;
-    stat.mtime = now;
-    stat.data_length = data.len() as u32;
-    txn.put(node_key(p), encode(&stat, data));
-    Ok(Ok(Reply::Stat(Some(stat))))
+    if rec.ttl_ms > 0 {
+        txn.delete(keys::ttl(rec.stat.mtime.saturating_add(rec.ttl_ms), p));
+        txn.put(keys::ttl(now.saturating_add(rec.ttl_ms), p), Vec::new());
+    }
+    rec.stat.version += 1;
+    rec.stat.mzxid = index;
+    rec.stat.mtime = now;
+    rec.stat.data_length = data.len() as u32;
+    rec.data = data.to_vec();
+    save(txn, p, &rec);
+    Ok(Ok(Reply::Stat(Some(rec.stat))))
 }
 
-fn delete(txn: &mut Txn<'_>, index: u64, p: &str, version: Option<u64>) -> Result<Result<Reply, Error>, StoreError> {
+/// A client's delete: checks the path, the version and that there are no children.
+pub fn delete(txn: &mut Txn<'_>, index: u64, p: &str, version: Option<u64>) -> Applied {
     if let Err(e) = check_path(p) {
-        return Ok(Err(e));
+        refuse!(e);
     }
     if p == "/" {
-        return Ok(Err(Error::bad_request("the root node cannot be deleted")));
+        refuse!(Error::bad_request("the root node cannot be deleted"));
     }
-    let Some((stat, _)) = load(txn.get(&node_key(p))?, p)? else {
-        return Ok(Err(no_node(p)));
+    let Some(rec) = load(txn, p)? else {
+        refuse!(no_node(p));
     };
     if let Some(v) = version {
-        if v != stat.version {
-            return Ok(Err(Error::BadVersion { path: p.into(), expected: v, actual: stat.version }));
+        if v != rec.stat.version {
+            refuse!(Error::BadVersion { path: p.into(), expected: v, actual: rec.stat.version });
         }
     }
-    if stat.num_children > 0 {
-        return Ok(Err(Error::NotEmpty { path: p.into() }));
+    if rec.stat.num_children > 0 {
+        refuse!(Error::NotEmpty { path: p.into() });
     }
+    remove(txn, index, p, &rec)?;
+    Ok(Ok(Reply::Done { index }))
+}
+
+/// `multi`'s check: the node exists (at `version`).
+pub fn check(txn: &Txn<'_>, p: &str, version: Option<u64>) -> Applied {
+    if let Err(e) = check_path(p) {
+        refuse!(e);
+    }
+    let Some(rec) = load(txn, p)? else {
+        refuse!(no_node(p));
+    };
+    match version {
+        Some(v) if v != rec.stat.version => {
+            refuse!(Error::BadVersion { path: p.into(), expected: v, actual: rec.stat.version })
+        }
+        _ => Ok(Ok(Reply::Stat(Some(rec.stat)))),
+    }
+}
+
+/// Remove a childless node and its index entries; a container parent left empty goes too.
+pub(crate) fn remove(txn: &mut Txn<'_>, index: u64, p: &str, rec: &NodeRecord) -> Result<(), StoreError> {
     let parent = path::parent(p);
-    let Some((mut pstat, pdata)) = load(txn.get(&node_key(parent))?, parent)? else {
+    let Some(mut prec) = load(txn, parent)? else {
         return Err(StoreError(format!("{p} exists but its parent {parent} does not")));
     };
-    txn.delete(node_key(p));
-    txn.delete(child_key(parent, path::name(p)));
-    pstat.cversion += 1;
-    pstat.pzxid = index;
-    pstat.num_children = pstat.num_children.saturating_sub(1);
-    txn.put(node_key(parent), encode(&pstat, &pdata));
-    Ok(Ok(Reply::Done { index }))
+    txn.delete(keys::node(p));
+    txn.delete(keys::child(parent, path::name(p)));
+    if rec.stat.ephemeral_owner != 0 {
+        txn.delete(keys::ephemeral(rec.stat.ephemeral_owner, p));
+    }
+    if rec.ttl_ms > 0 {
+        txn.delete(keys::ttl(rec.stat.mtime.saturating_add(rec.ttl_ms), p));
+    }
+    prec.stat.cversion += 1;
+    prec.stat.pzxid = index;
+    prec.stat.num_children = prec.stat.num_children.saturating_sub(1);
+    save(txn, parent, &prec);
+    if prec.stat.num_children == 0 && parent != "/" {
+        if prec.container {
+            remove(txn, index, parent, &prec)?;
+        } else if prec.ttl_ms > 0 {
+            // Childless again: its TTL runs (it may already be due).
+            txn.put(keys::ttl(prec.stat.mtime.saturating_add(prec.ttl_ms), parent), Vec::new());
+        }
+    }
+    Ok(())
+}
+
+/// Delete every TTL node whose deadline (mtime + ttl) is at or before `now` and that has no
+/// children. One with children leaves the index until its last child goes.
+pub fn sweep_ttl(txn: &mut Txn<'_>, index: u64, now: u64) -> Result<(), StoreError> {
+    loop {
+        let due = txn.scan_prefix(keys::TTL_PREFIX, 16)?;
+        let mut swept = false;
+        for (k, _) in due {
+            let Some((deadline, p)) = keys::parse_ttl(&k) else {
+                txn.delete(k);
+                continue;
+            };
+            if deadline > now {
+                return Ok(());
+            }
+            txn.delete(k);
+            swept = true;
+            if let Some(rec) = load(txn, &p)? {
+                if rec.ttl_ms > 0 && rec.stat.num_children == 0 {
+                    remove(txn, index, &p, &rec)?;
+                }
+            }
+        }
+        if !swept {
+            return Ok(());
+        }
+    }
+}
+
+/// The earliest TTL deadline, if any (the leader proposes a tick when it is due).
+pub fn next_ttl_deadline(store: &dyn KvStore) -> Result<Option<u64>, StoreError> {
+    Ok(store.scan_prefix_limit(keys::TTL_PREFIX, 1)?.first().and_then(|(k, _)| keys::parse_ttl(k)).map(|(d, _)| d))
 }
 
 pub fn get(store: &dyn KvStore, p: &str) -> Result<Result<(Vec<u8>, Stat), Error>, StoreError> {
     if let Err(e) = check_path(p) {
         return Ok(Err(e));
     }
-    Ok(match load(store.get(&node_key(p))?, p)? {
-        Some((stat, data)) => Ok((data, stat)),
+    Ok(match from_raw(store.get(&keys::node(p))?, p)? {
+        Some(rec) => Ok((rec.data, rec.stat)),
         None => Err(no_node(p)),
     })
 }
@@ -169,10 +273,10 @@ pub fn children(store: &dyn KvStore, p: &str) -> Result<Result<Vec<String>, Erro
     if let Err(e) = check_path(p) {
         return Ok(Err(e));
     }
-    if load(store.get(&node_key(p))?, p)?.is_none() {
+    if from_raw(store.get(&keys::node(p))?, p)?.is_none() {
         return Ok(Err(no_node(p)));
     }
-    let prefix = child_prefix(p);
+    let prefix = keys::child_prefix(p);
     let names = store
         .scan_prefix(&prefix)?
         .into_iter()

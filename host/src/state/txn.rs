@@ -9,9 +9,7 @@ use super::store::{KvStore, StoreError};
 pub type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 pub(crate) fn meta_key(name: &str) -> Vec<u8> {
-    let mut k = b"m/".to_vec();
-    k.extend_from_slice(name.as_bytes());
-    k
+    super::keys::meta(name)
 }
 
 const TIME_KEY: &str = "time";
@@ -52,6 +50,26 @@ impl<'a> Txn<'a> {
             TxnBase::Store(s) => s.get(key),
             TxnBase::Parent(p) => p.get(key),
         }
+    }
+
+    /// The first `limit` keys under `prefix`, in order, as this overlay sees them.
+    pub fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mine = || self.writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix));
+        // Fetch enough from below that `limit` keys survive this overlay's deletions.
+        let deletions = mine().filter(|(_, v)| v.is_none()).count();
+        let want = limit.saturating_add(deletions);
+        let below = match &self.base {
+            TxnBase::Store(s) => s.scan_prefix_limit(prefix, want)?,
+            TxnBase::Parent(p) => p.scan_prefix(prefix, want)?,
+        };
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = below.into_iter().collect();
+        for (k, v) in mine() {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().take(limit).collect())
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
