@@ -53,7 +53,7 @@ impl<'a> Txn<'a> {
     }
 
     /// The first `limit` keys under `prefix`, in order, as this overlay sees them.
-    pub fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_prefix(&self, prefix: &[u8], limit: usize) -> Result<super::Items, StoreError> {
         let mine = || self.writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix));
         // Fetch enough from below that `limit` keys survive this overlay's deletions.
         let deletions = mine().filter(|(_, v)| v.is_none()).count();
