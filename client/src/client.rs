@@ -179,34 +179,39 @@ impl Client {
     /// too when this client holds a session, because the server answers a resent request id
     /// from the session's replies instead of applying it again.
     pub async fn request(&self, body: Request) -> Result<Reply, ClientError> {
+        self.request_within(body, self.inner.timeout).await
+    }
+
+    /// `request` with its own time limit (a heartbeat must notice a dead node quickly).
+    pub async fn request_within(&self, body: Request, timeout: Duration) -> Result<Reply, ClientError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let done_below = {
             let mut inflight = self.inner.inflight.lock().unwrap_or_else(|p| p.into_inner());
             inflight.insert(id);
             inflight.first().copied().unwrap_or(id)
         };
-        let res = self.request_as(RequestFrame { id, done_below, body }).await;
+        let res = self.request_as(RequestFrame { id, done_below, body }, timeout).await;
         self.inner.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         res
     }
 
-    async fn request_as(&self, req: RequestFrame) -> Result<Reply, ClientError> {
-        let deadline = Instant::now() + self.inner.timeout;
+    async fn request_as(&self, req: RequestFrame, timeout: Duration) -> Result<Reply, ClientError> {
+        let deadline = Instant::now() + timeout;
         let resendable = req.body.is_idempotent()
             || (self.session_info().is_some() && !matches!(req.body, Request::CreateSession { .. }));
         let mut last = String::new();
+        // Whether the last attempt failed to reach any node at all.
+        let mut unreachable = false;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(if resendable || last.is_empty() {
-                    ClientError::Timeout(self.inner.timeout)
-                } else {
-                    ClientError::Connect(last)
-                });
+                return Err(if unreachable { ClientError::Connect(last) } else { ClientError::Timeout(timeout) });
             }
+            unreachable = false;
             let conn = match self.connection().await {
                 Ok(c) => c,
                 Err(ClientError::Connect(e)) => {
+                    unreachable = true;
                     last = e;
                     tokio::time::sleep(RETRY_BACKOFF.min(left)).await;
                     continue;
@@ -225,8 +230,11 @@ impl Client {
                     tokio::time::sleep(RETRY_BACKOFF.min(left)).await;
                 }
                 Ok(Ok(Response::Err(e))) => return Err(ClientError::Server(e)),
+                // No server answered: a dead node, or one that refused our certificate after
+                // the handshake (TLS 1.3 lets the client finish first).
                 Ok(Err(Attempt::NotSent(e))) => {
                     self.drop_connection(&conn).await;
+                    unreachable = true;
                     last = e;
                 }
                 Ok(Err(Attempt::Lost(e))) => {
@@ -234,12 +242,13 @@ impl Client {
                     if !resendable {
                         return Err(ClientError::Indeterminate(e));
                     }
+                    unreachable = true;
                     last = e;
                 }
                 Err(_) => {
                     self.drop_connection(&conn).await;
                     if resendable {
-                        return Err(ClientError::Timeout(self.inner.timeout));
+                        return Err(ClientError::Timeout(timeout));
                     }
                     return Err(ClientError::Indeterminate("no reply before the timeout".into()));
                 }
@@ -394,19 +403,29 @@ impl Client {
     }
 }
 
-/// Ping the session every `every` while the client lives and holds that session. A ping on a
-/// broken connection reconnects (to another node if need be) and re-attaches the session.
+/// Ping the session every `every` (a third of its timeout) while the client lives and holds
+/// that session. A ping that gets no answer within `every` drops the connection, and the
+/// next one goes at once to another node (re-attaching the session there): as ZooKeeper's
+/// client, the session moves well before it could expire.
 async fn heartbeat(inner: Weak<Inner>, id: u64, every: Duration) {
+    let mut failed = false;
     loop {
-        tokio::time::sleep(every).await;
+        if !failed {
+            tokio::time::sleep(every).await;
+        }
         let Some(inner) = inner.upgrade() else { return };
         let client = Client { inner };
         if client.session_id() != Some(id) {
             return;
         }
-        if let Err(ClientError::Server(ServerError::SessionExpired { .. })) = client.request(Request::Ping).await {
-            *client.inner.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            return;
+        match client.request_within(Request::Ping, every).await {
+            Err(ClientError::Server(ServerError::SessionExpired { .. })) => {
+                *client.inner.session.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                return;
+            }
+            // Retry at once only after a success, so a cluster that is down is not hammered.
+            Err(_) => failed = !failed,
+            Ok(_) => failed = false,
         }
     }
 }

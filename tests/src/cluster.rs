@@ -203,6 +203,20 @@ impl Cluster {
         self.node_dir(id).join("log")
     }
 
+    /// `client.toml` for the CLI, over every node's address.
+    pub fn client_config_file(&self) -> Result<PathBuf> {
+        let path = self.dir.path().join("client.toml");
+        std::fs::write(&path, toml::to_string(&self.client_cfg)?)?;
+        Ok(path)
+    }
+
+    /// A `corral` CLI command pointed at this cluster.
+    pub fn cli(&self) -> Result<std::process::Command> {
+        let mut cmd = corral_cmd();
+        cmd.arg("--config").arg(self.client_config_file()?);
+        Ok(cmd)
+    }
+
     /// A client over every node's address.
     pub fn client(&self) -> Result<Client> {
         Ok(Client::new(&self.client_cfg)?)

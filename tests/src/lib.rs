@@ -4,11 +4,11 @@
 //! leaves a server behind.
 
 mod cluster;
-mod proc;
+pub mod proc;
 pub mod raw;
 
 pub use cluster::{Cluster, NodeOpts};
-pub use proc::corral_bin;
+pub use proc::{corral_bin, corral_cmd};
 
 /// Await `cond` until it holds or `timeout` passes; polls every 20 ms. For conditions on
 /// other processes, which cannot notify us.
