@@ -16,5 +16,8 @@ pub mod tls;
 
 pub use client::Client;
 pub use config::ClientConfig;
-pub use corral_proto::{Consistency, CreateMode, Error as ServerError, MemberInfo, MultiOp, NodeStatus, Reply, Stat};
+pub use corral_proto::{
+    Consistency, CreateMode, Error as ServerError, Event, EventKind, MemberInfo, MultiOp, NodeStatus, Reply, Stat,
+    WatchKind, WatchSpec,
+};
 pub use error::ClientError;

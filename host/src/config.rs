@@ -112,11 +112,13 @@ impl RaftConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub max_data_bytes: usize,
+    /// Events each node keeps for watchers that reconnect (older: `ResyncNeeded`).
+    pub watch_history: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_data_bytes: corral_proto::DEFAULT_MAX_DATA_BYTES }
+        Limits { max_data_bytes: corral_proto::DEFAULT_MAX_DATA_BYTES, watch_history: 100_000 }
     }
 }
 

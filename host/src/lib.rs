@@ -12,3 +12,4 @@ pub mod server;
 pub mod session;
 pub mod state;
 pub mod wal;
+pub mod watch;

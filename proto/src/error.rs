@@ -35,6 +35,9 @@ pub enum Error {
     /// Operation `op` (0-based) of a multi failed; nothing was applied.
     #[error("multi operation {op} failed: {cause}")]
     MultiFailed { op: u32, cause: Box<Error> },
+    /// The events after the position asked for are no longer kept: re-read the state.
+    #[error("events after index {since} are no longer kept (oldest kept: after {oldest}); resync needed")]
+    ResyncNeeded { since: u64, oldest: u64 },
 }
 
 impl Error {

@@ -97,7 +97,7 @@ mod tests {
         RequestFrame {
             id: 7,
             done_below: 3,
-            body: Request::Get { path: "/a/b".into(), consistency: Consistency::Serializable },
+            body: Request::Get { path: "/a/b".into(), consistency: Consistency::Serializable, watch: false },
         }
     }
 

@@ -10,11 +10,13 @@ pub mod path;
 pub mod request;
 pub mod response;
 pub mod stat;
+pub mod watch;
 
 pub use error::Error;
 pub use request::{Consistency, CreateMode, MultiOp, Request, RequestFrame};
 pub use response::{MemberInfo, NodeStatus, Reply, Response};
 pub use stat::Stat;
+pub use watch::{Event, EventKind, WatchKind, WatchSpec};
 
 /// ALPN for client connections.
 pub const ALPN_CLIENT: &[u8] = b"corral-client/1";

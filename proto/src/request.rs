@@ -70,6 +70,8 @@ pub enum Request {
     Get {
         path: String,
         consistency: Consistency,
+        /// Also set a one-shot watch (needs a session).
+        watch: bool,
     },
     /// `version`: only if the node's version equals it.
     Set {
@@ -85,10 +87,14 @@ pub enum Request {
     Exists {
         path: String,
         consistency: Consistency,
+        /// Also set a one-shot watch (needs a session).
+        watch: bool,
     },
     Children {
         path: String,
         consistency: Consistency,
+        /// Also set a one-shot watch (needs a session).
+        watch: bool,
     },
     /// Waits until this node has applied everything committed when the leader received it.
     Sync,
@@ -126,6 +132,18 @@ pub enum Request {
     /// All of `ops`, atomically, or none.
     Multi {
         ops: Vec<MultiOp>,
+    },
+    /// Add a watch for the connection's session (it fires for changes after this request).
+    AddWatch {
+        spec: crate::WatchSpec,
+    },
+    /// Open the session's event stream on this stream: the server answers with one
+    /// `Reply::Event` frame per event, in order, from just after `since` (index, seq), for
+    /// `watches` (the session's watches, each with the position it was set at; they replace
+    /// any the node knew).
+    Events {
+        since: (u64, u32),
+        watches: Vec<(crate::WatchSpec, (u64, u32))>,
     },
 }
 

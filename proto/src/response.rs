@@ -35,6 +35,8 @@ pub enum Reply {
     },
     /// One reply per operation of a successful `Multi`.
     Multi(Vec<Reply>),
+    /// One frame of an event stream.
+    Event(crate::Event),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

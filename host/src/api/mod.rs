@@ -8,12 +8,13 @@ mod admin;
 mod read;
 mod route;
 mod session;
+mod watches;
 mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use corral_proto::{Error, Reply, Request, Response};
+use corral_proto::{Error, Reply, Request, Response, WatchKind, WatchSpec};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,7 @@ use crate::net::PeerPool;
 use crate::raft::Raft;
 use crate::session::Sessions;
 use crate::state::State;
+use crate::watch::WatchHub;
 
 pub(crate) use write::now_ms;
 
@@ -40,6 +42,7 @@ pub struct Api {
     pub pool: Arc<PeerPool>,
     pub limits: Limits,
     pub sessions: Arc<Sessions>,
+    pub watches: Arc<WatchHub>,
     /// How long one request may wait for a leader, a quorum or the local replica.
     pub timeout: Duration,
 }
@@ -58,9 +61,20 @@ impl Api {
             Request::CloseSession => self.route(req, ctx, forwarded).await,
             Request::AttachSession { id, secret } => self.attach(id, &secret).await,
             Request::Ping => self.ping(ctx.session).await,
-            Request::Get { path, consistency } => self.get(&path, consistency).await,
-            Request::Exists { path, consistency } => self.exists(&path, consistency).await,
-            Request::Children { path, consistency } => self.children(&path, consistency).await,
+            Request::Get { path, consistency, watch } => {
+                let w = watch.then(|| WatchSpec::new(&path, WatchKind::Data));
+                self.get(&path, consistency, ctx.session, w).await
+            }
+            Request::Exists { path, consistency, watch } => {
+                let w = watch.then(|| WatchSpec::new(&path, WatchKind::Exists));
+                self.exists(&path, consistency, ctx.session, w).await
+            }
+            Request::Children { path, consistency, watch } => {
+                let w = watch.then(|| WatchSpec::new(&path, WatchKind::Children));
+                self.children(&path, consistency, ctx.session, w).await
+            }
+            Request::AddWatch { spec } => self.add_watch(ctx.session, spec),
+            Request::Events { .. } => Err(Error::bad_request("an event stream is opened on its own stream")),
             Request::Sync => self.sync().await,
             Request::Status => Ok(Reply::Status(self.status())),
             Request::Initialize { members } => self.initialize(members).await,

@@ -4,30 +4,48 @@
 
 use std::time::Instant;
 
-use corral_proto::{Consistency, Error, Reply};
+use corral_proto::{Consistency, Error, Reply, WatchSpec};
 
 use super::{store_err, Api};
 use crate::raft::rpc::{PeerRequest, PeerResponse};
 
 impl Api {
-    pub(super) async fn get(&self, path: &str, c: Consistency) -> Result<Reply, Error> {
+    pub(super) async fn get(
+        &self,
+        path: &str,
+        c: Consistency,
+        session: u64,
+        w: Option<WatchSpec>,
+    ) -> Result<Reply, Error> {
         self.barrier(c).await?;
-        let (data, stat) = self.state.get(path).map_err(store_err)??;
+        let (data, stat) = self.read_watched(session, w, || self.state.get(path))?.map_err(store_err)??;
         Ok(Reply::Data { data, stat })
     }
 
-    pub(super) async fn exists(&self, path: &str, c: Consistency) -> Result<Reply, Error> {
+    pub(super) async fn exists(
+        &self,
+        path: &str,
+        c: Consistency,
+        session: u64,
+        w: Option<WatchSpec>,
+    ) -> Result<Reply, Error> {
         self.barrier(c).await?;
-        match self.state.get(path).map_err(store_err)? {
+        match self.read_watched(session, w, || self.state.get(path))?.map_err(store_err)? {
             Ok((_, stat)) => Ok(Reply::Stat(Some(stat))),
             Err(Error::NoNode { .. }) => Ok(Reply::Stat(None)),
             Err(e) => Err(e),
         }
     }
 
-    pub(super) async fn children(&self, path: &str, c: Consistency) -> Result<Reply, Error> {
+    pub(super) async fn children(
+        &self,
+        path: &str,
+        c: Consistency,
+        session: u64,
+        w: Option<WatchSpec>,
+    ) -> Result<Reply, Error> {
         self.barrier(c).await?;
-        Ok(Reply::Children(self.state.children(path).map_err(store_err)??))
+        Ok(Reply::Children(self.read_watched(session, w, || self.state.children(path))?.map_err(store_err)??))
     }
 
     pub(super) async fn sync(&self) -> Result<Reply, Error> {

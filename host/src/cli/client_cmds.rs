@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
-use corral_client::{Client, ClientConfig, Consistency, CreateMode};
+use corral_client::{Client, ClientConfig, Consistency, CreateMode, WatchKind, WatchSpec};
 use serde_json::json;
 
 use super::output::{print, stat_json, stat_text, status_json};
@@ -116,6 +116,30 @@ pub async fn run(cmd: Cmd, config: Option<PathBuf>, j: bool) -> Result<()> {
             Some(stat) => print(j, json!({ "path": path, "stat": stat_json(&stat) }), || stat_text(&stat)),
             None => bail!(corral_client::ClientError::Server(corral_client::ServerError::NoNode { path })),
         },
+        Cmd::Watch { path, recursive } => {
+            client.start_session(10_000).await?;
+            let mut events = client.events()?;
+            let kind = if recursive { WatchKind::PersistentRecursive } else { WatchKind::Persistent };
+            client.add_watch(WatchSpec::new(&path, kind)).await?;
+            loop {
+                let next = tokio::select! {
+                    _ = super::shutdown_signal() => break,
+                    ev = events.recv() => ev,
+                };
+                match next {
+                    Some(Ok(ev)) => print(
+                        j,
+                        json!({ "index": ev.index, "seq": ev.seq, "path": ev.path, "event": format!("{:?}", ev.kind) }),
+                        || format!("{:>10}  {:<16} {}", ev.index, format!("{:?}", ev.kind), ev.path),
+                    ),
+                    Some(Err(e)) => eprintln!("warning: {e}"),
+                    None => break,
+                }
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+            }
+            client.close_session().await?;
+        }
         Cmd::Sync => {
             let index = client.sync().await?;
             print(j, json!({ "index": index }), || format!("synced to index {index}"));

@@ -98,6 +98,12 @@ pub enum Cmd {
         #[arg(long)]
         serializable: bool,
     },
+    /// Stream the changes to PATH (and, with --recursive, below it) until Ctrl-C.
+    Watch {
+        path: String,
+        #[arg(long)]
+        recursive: bool,
+    },
     /// Wait until the connected node has applied everything committed.
     Sync,
     /// Every node's id, address, role, term, log and applied index, and the leader.

@@ -54,7 +54,7 @@ impl StateMachine {
         if after_power_loss {
             match sm.load_snapshot()? {
                 Some((meta, data)) => sm.import(&meta, &data)?,
-                None => sm.state.replace_all(Vec::new()).map_err(sm_err)?,
+                None => sm.state.replace_all(Vec::new(), 0).map_err(sm_err)?,
             }
             return Ok(sm);
         }
@@ -81,7 +81,7 @@ impl StateMachine {
 
     fn import(&self, meta: &Meta, data: &[u8]) -> Result<(), StorageError> {
         let items = state::decode_snapshot(data).map_err(sm_err)?;
-        self.state.replace_all(items).map_err(sm_err)?;
+        self.state.replace_all(items, meta.last_log_id.map_or(0, |l| l.index)).map_err(sm_err)?;
         // The snapshot's own applied id and membership, whatever the exported keys said.
         self.state
             .with_txn(|t| {
@@ -91,6 +91,18 @@ impl StateMachine {
             })
             .map_err(sm_err)?;
         self.state.flush().map_err(sm_err)
+    }
+}
+
+impl StateMachine {
+    /// The applied log index recorded in `store` (0 if none): where a fresh watch history
+    /// starts, before openraft replays the rest.
+    pub fn applied_index(store: &dyn crate::state::KvStore) -> Result<u64, StorageError> {
+        let applied: Option<LogId> = match store.get(b"m/applied").map_err(sm_err)? {
+            Some(b) => opts().deserialize(&b).map_err(sm_err)?,
+            None => None,
+        };
+        Ok(applied.map_or(0, |l| l.index))
     }
 }
 

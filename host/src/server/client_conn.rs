@@ -8,6 +8,7 @@ use anyhow::Result;
 use corral_proto::{Error, Reply, Request, RequestFrame, Response};
 use tokio_util::sync::CancellationToken;
 
+use super::streams::Outcome;
 use crate::api::{Api, Ctx};
 use crate::net::identity_of;
 
@@ -21,9 +22,15 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
         async move {
             let req = match req {
                 Ok(req) => req,
-                Err(e) => return Response::Err(Error::bad_request(format!("malformed request: {e}"))),
+                Err(e) => return Outcome::One(Response::Err(Error::bad_request(format!("malformed request: {e}")))),
             };
             let ctx = Ctx { session: bound.load(Ordering::Acquire), req: req.id, done_below: req.done_below };
+            if let Request::Events { since, watches } = req.body {
+                return match api.events(ctx.session, since, watches) {
+                    Ok(frames) => Outcome::Many(frames),
+                    Err(e) => Outcome::One(Response::Err(e)),
+                };
+            }
             let closing = matches!(req.body, Request::CloseSession);
             let resp = api.handle(req.body, ctx, false).await;
             match &resp {
@@ -32,7 +39,7 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
                 Response::Err(Error::SessionExpired { .. }) => bound.store(0, Ordering::Release),
                 _ => {}
             }
-            resp
+            Outcome::One(resp)
         }
     })
     .await

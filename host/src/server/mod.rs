@@ -23,6 +23,7 @@ use crate::raft::Raft;
 use crate::session::Sessions;
 use crate::state::{SledStore, State};
 use crate::wal::{FaultMode, WalOptions};
+use crate::watch::WatchHub;
 
 const ADDR_FILE: &str = "addr";
 
@@ -55,7 +56,9 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
     };
     let log = LogStore::open(&cfg.data_dir, wal_opts).context("opening the Raft log")?;
     let store = SledStore::open(&cfg.data_dir.join("state")).context("opening the state store")?;
-    let state = State::new(Arc::new(store));
+    let applied_at_start = StateMachine::applied_index(&store).context("reading the applied index")?;
+    let watches = Arc::new(WatchHub::new(cfg.limits.watch_history, applied_at_start));
+    let state = State::new(Arc::new(store)).with_sink(watches.clone());
     let power_loss_model = cfg.test.wal_drop_unsynced_ms.is_some();
     let sm = StateMachine::open(&cfg.data_dir, state.clone(), power_loss_model).context("opening the state machine")?;
 
@@ -91,6 +94,7 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
         pool,
         limits: cfg.limits.clone(),
         sessions: sessions.clone(),
+        watches,
         timeout: Duration::from_millis(cfg.raft.request_timeout_ms),
     });
     tracing::info!(id = cfg.id, %addr, "corral node listening");

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use tokio_util::sync::CancellationToken;
 
+use super::streams::Outcome;
 use crate::api::Api;
 use crate::net::{identity_of, Identity};
 use crate::raft::rpc::{PeerRequest, PeerResponse};
@@ -26,10 +27,10 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
     super::streams::serve(&conn, &stop, move |req: Result<PeerRequest, _>| {
         let api = api.clone();
         async move {
-            match req {
+            Outcome::One(match req {
                 Ok(req) => handle(&api, peer, req).await,
                 Err(e) => PeerResponse::Refused(format!("malformed peer request: {e}")),
-            }
+            })
         }
     })
     .await

@@ -17,7 +17,7 @@ mod txn;
 
 use std::sync::{Arc, RwLock};
 
-use corral_proto::{Error, Reply, Stat};
+use corral_proto::{Error, Event, Reply, Stat};
 
 pub use command::{Command, Op};
 pub use snapshot::{decode as decode_snapshot, encode as encode_snapshot};
@@ -30,10 +30,20 @@ pub type Items = Vec<(Vec<u8>, Vec<u8>)>;
 /// The state machine and its store. Applies take the write lock and commit one batch; reads
 /// take the read lock, so a read never sees half of a batch (sled alone would not promise that
 /// across a prefix scan).
+/// Receives the events of every committed batch, in order, while the state's write lock is
+/// still held: a reader holding the read lock sees the state and the events it produced
+/// agree. (The node's watch hub; a no-op in tests.)
+pub trait EventSink: Send + Sync {
+    fn publish(&self, events: Vec<Event>);
+    /// The state was replaced (a snapshot was installed): no events link the old to the new.
+    fn reset(&self, index: u64);
+}
+
 #[derive(Clone)]
 pub struct State {
     store: Arc<dyn KvStore>,
     lock: Arc<RwLock<()>>,
+    sink: Option<Arc<dyn EventSink>>,
 }
 
 impl std::fmt::Debug for State {
@@ -44,7 +54,18 @@ impl std::fmt::Debug for State {
 
 impl State {
     pub fn new(store: Arc<dyn KvStore>) -> Self {
-        State { store, lock: Arc::new(RwLock::new(())) }
+        State { store, lock: Arc::new(RwLock::new(())), sink: None }
+    }
+
+    pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Run `f` under the read lock: nothing is applied (nor published) meanwhile.
+    pub fn read_locked<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        f()
     }
 
     /// Run `f` with a write overlay and commit what it wrote as one atomic batch.
@@ -52,8 +73,11 @@ impl State {
         let _guard = self.lock.write().unwrap_or_else(|p| p.into_inner());
         let mut txn = Txn::new(self.store.as_ref());
         let out = f(&mut txn)?;
-        let writes = txn.into_writes();
+        let (writes, events) = txn.into_parts();
         self.store.commit(writes)?;
+        if let (Some(sink), false) = (&self.sink, events.is_empty()) {
+            sink.publish(events);
+        }
         Ok(out)
     }
 
@@ -62,6 +86,7 @@ impl State {
     /// session that already has a reply for its request id gets that reply again, unapplied.
     pub fn apply(txn: &mut Txn<'_>, index: u64, cmd: &Command) -> Result<Result<Reply, Error>, StoreError> {
         let now = txn.advance_time(cmd.ts_ms)?;
+        let first_event = txn.events_len();
         let res = match &cmd.op {
             Op::CreateSession { .. } | Op::ExpireSessions { .. } | Op::Tick => Self::run(txn, index, now, cmd)?,
             _ if cmd.session != 0 => match session::load(txn, cmd.session)? {
@@ -80,6 +105,7 @@ impl State {
             _ => Self::run(txn, index, now, cmd)?,
         };
         tree::sweep_ttl(txn, index, now)?;
+        txn.stamp_events(first_event, index);
         Ok(res)
     }
 
@@ -105,8 +131,8 @@ impl State {
             Op::Tick => Ok(Reply::Done { index }),
         };
         if res.is_ok() {
-            let writes = inner.into_writes();
-            txn.absorb(writes);
+            let parts = inner.into_parts();
+            txn.absorb(parts);
         }
         Ok(res)
     }
@@ -155,10 +181,14 @@ impl State {
         self.store.export()
     }
 
-    /// Replace the whole state with a snapshot's contents.
-    pub fn replace_all(&self, items: Items) -> Result<(), StoreError> {
+    /// Replace the whole state with a snapshot's contents (at log index `index`).
+    pub fn replace_all(&self, items: Items, index: u64) -> Result<(), StoreError> {
         let _guard = self.lock.write().unwrap_or_else(|p| p.into_inner());
-        self.store.replace_all(items)
+        self.store.replace_all(items)?;
+        if let Some(sink) = &self.sink {
+            sink.reset(index);
+        }
+        Ok(())
     }
 
     /// Make everything applied so far durable (before the WAL may be purged behind it).

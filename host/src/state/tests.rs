@@ -95,7 +95,7 @@ fn same_commands_give_identical_state_and_snapshots_roundtrip() {
     assert_eq!(exported, b.export().expect("export"));
     let bytes = encode_snapshot(&exported);
     let c = state();
-    c.replace_all(decode_snapshot(&bytes).expect("decode")).expect("import");
+    c.replace_all(decode_snapshot(&bytes).expect("decode"), 200).expect("import");
     assert_eq!(c.export().expect("export"), exported);
     let mut corrupt = bytes.clone();
     let last = corrupt.len() - 1;

@@ -2,7 +2,7 @@
 //! Key layout in `keys`. The root `/` always exists; until first written it has a zero stat.
 
 use bincode::Options;
-use corral_proto::{path, CreateMode, Error, Reply, Stat};
+use corral_proto::{path, CreateMode, Error, EventKind, Reply, Stat};
 use serde::{Deserialize, Serialize};
 
 use super::keys;
@@ -130,6 +130,8 @@ pub fn create(
     prec.stat.pzxid = index;
     prec.stat.num_children += 1;
     save(txn, parent, &prec);
+    txn.emit(&actual, EventKind::Created);
+    txn.emit(parent, EventKind::ChildrenChanged);
     Ok(Ok(Reply::Created { path: actual, stat }))
 }
 
@@ -155,6 +157,7 @@ pub fn set(txn: &mut Txn<'_>, index: u64, now: u64, p: &str, data: &[u8], versio
     rec.stat.data_length = data.len() as u32;
     rec.data = data.to_vec();
     save(txn, p, &rec);
+    txn.emit(p, EventKind::DataChanged);
     Ok(Ok(Reply::Stat(Some(rec.stat))))
 }
 
@@ -215,6 +218,8 @@ pub(crate) fn remove(txn: &mut Txn<'_>, index: u64, p: &str, rec: &NodeRecord) -
     prec.stat.pzxid = index;
     prec.stat.num_children = prec.stat.num_children.saturating_sub(1);
     save(txn, parent, &prec);
+    txn.emit(p, EventKind::Deleted);
+    txn.emit(parent, EventKind::ChildrenChanged);
     if prec.stat.num_children == 0 && parent != "/" {
         if prec.container {
             remove(txn, index, parent, &prec)?;

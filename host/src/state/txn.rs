@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use corral_proto::{Event, EventKind};
+
 use super::store::{KvStore, StoreError};
 
 pub type Writes = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
@@ -17,6 +19,8 @@ const TIME_KEY: &str = "time";
 pub struct Txn<'a> {
     base: TxnBase<'a>,
     writes: Writes,
+    /// Events the writes produce, in order; stamped with their entry's index by the caller.
+    events: Vec<Event>,
 }
 
 enum TxnBase<'a> {
@@ -26,20 +30,37 @@ enum TxnBase<'a> {
 
 impl<'a> Txn<'a> {
     pub fn new(store: &'a dyn KvStore) -> Self {
-        Txn { base: TxnBase::Store(store), writes: Writes::new() }
+        Txn { base: TxnBase::Store(store), writes: Writes::new(), events: Vec::new() }
     }
 
     /// An overlay on top of this one, to be absorbed on success or dropped on failure.
     pub fn nested(&self) -> Txn<'_> {
-        Txn { base: TxnBase::Parent(self), writes: Writes::new() }
+        Txn { base: TxnBase::Parent(self), writes: Writes::new(), events: Vec::new() }
     }
 
-    pub fn absorb(&mut self, writes: Writes) {
+    pub fn absorb(&mut self, (writes, events): (Writes, Vec<Event>)) {
         self.writes.extend(writes);
+        self.events.extend(events);
     }
 
-    pub fn into_writes(self) -> Writes {
-        self.writes
+    pub fn into_parts(self) -> (Writes, Vec<Event>) {
+        (self.writes, self.events)
+    }
+
+    pub fn emit(&mut self, path: &str, kind: EventKind) {
+        self.events.push(Event { index: 0, seq: 0, path: path.to_string(), kind });
+    }
+
+    pub fn events_len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Stamp the events from `from` on as entry `index`'s, numbered in order.
+    pub fn stamp_events(&mut self, from: usize, index: u64) {
+        for (seq, ev) in self.events[from..].iter_mut().enumerate() {
+            ev.index = index;
+            ev.seq = seq as u32;
+        }
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

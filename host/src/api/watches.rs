@@ -1,0 +1,81 @@
+//! Setting watches and serving a session's event stream.
+
+use std::sync::Arc;
+
+use corral_proto::{Error, Reply, Response, WatchSpec};
+use tokio::sync::mpsc;
+
+use super::Api;
+
+impl Api {
+    /// Run the read `f`; with a watch, register it at exactly the position the read saw (both
+    /// under the state's read lock, so no event can slip between them).
+    pub(super) fn read_watched<T>(
+        &self,
+        session: u64,
+        w: Option<WatchSpec>,
+        f: impl FnOnce() -> T,
+    ) -> Result<T, Error> {
+        match w {
+            None => Ok(f()),
+            Some(_) if session == 0 => Err(Error::NoSession),
+            Some(spec) => Ok(self.state.read_locked(|| {
+                let out = f();
+                self.watches.add(session, spec, self.watches.head());
+                out
+            })),
+        }
+    }
+
+    pub(super) fn add_watch(&self, session: u64, spec: WatchSpec) -> Result<Reply, Error> {
+        corral_proto::path::validate(&spec.path)
+            .map_err(|reason| Error::InvalidPath { path: spec.path.clone(), reason: reason.into() })?;
+        // Events of one entry are published together, so (head index, MAX) is past them all.
+        let at = self.read_watched(session, Some(spec), || self.watches.head().0)?;
+        Ok(Reply::Done { index: at })
+    }
+
+    /// The session's event stream from just after `since`: frames until the client goes away.
+    pub fn events(
+        self: &Arc<Self>,
+        session: u64,
+        since: (u64, u32),
+        watches: Vec<(WatchSpec, (u64, u32))>,
+    ) -> Result<mpsc::Receiver<Response>, Error> {
+        if session == 0 {
+            return Err(Error::NoSession);
+        }
+        let notify = self.watches.resume(session, watches, since)?;
+        let (tx, rx) = mpsc::channel(256);
+        let api = self.clone();
+        tokio::spawn(async move {
+            loop {
+                // Ask to be woken before looking, so an event queued in between is not missed.
+                let woken = notify.notified();
+                match api.watches.take(session) {
+                    Ok(events) => {
+                        for ev in events {
+                            if tx.send(Response::Ok(Reply::Event(ev))).await.is_err() {
+                                api.watches.close(session, &notify);
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Response::Err(e)).await;
+                        api.watches.close(session, &notify);
+                        return;
+                    }
+                }
+                tokio::select! {
+                    _ = woken => {}
+                    _ = tx.closed() => {
+                        api.watches.close(session, &notify);
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
