@@ -140,6 +140,13 @@ pub async fn run(cmd: Cmd, config: Option<PathBuf>, j: bool) -> Result<()> {
             }
             client.close_session().await?;
         }
+        Cmd::Txn { file } => {
+            let ops = super::txn::read_ops(&file)?;
+            let n = ops.len();
+            let replies = client.multi(ops).await?;
+            let results: Vec<serde_json::Value> = replies.iter().map(reply_json).collect();
+            print(j, json!({ "applied": n, "results": results }), || format!("applied {n} operations"));
+        }
         Cmd::Sync => {
             let index = client.sync().await?;
             print(j, json!({ "index": index }), || format!("synced to index {index}"));
@@ -164,6 +171,16 @@ pub async fn run(cmd: Cmd, config: Option<PathBuf>, j: bool) -> Result<()> {
         Cmd::Serve | Cmd::Dev { .. } | Cmd::Certs(_) | Cmd::Status => unreachable_cmd()?,
     }
     Ok(())
+}
+
+fn reply_json(r: &corral_client::Reply) -> serde_json::Value {
+    use corral_client::Reply;
+    match r {
+        Reply::Created { path, stat } => json!({ "created": path, "stat": stat_json(stat) }),
+        Reply::Stat(Some(stat)) => json!({ "stat": stat_json(stat) }),
+        Reply::Done { index } => json!({ "done": index }),
+        other => json!({ "reply": format!("{other:?}") }),
+    }
 }
 
 fn unreachable_cmd() -> Result<()> {

@@ -6,6 +6,7 @@ mod certs_cmd;
 mod client_cmds;
 mod dev;
 mod output;
+mod txn;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -104,6 +105,8 @@ pub enum Cmd {
         #[arg(long)]
         recursive: bool,
     },
+    /// Apply a list of operations (JSON, from FILE or `-` for stdin) atomically: all or none.
+    Txn { file: String },
     /// Wait until the connected node has applied everything committed.
     Sync,
     /// Every node's id, address, role, term, log and applied index, and the leader.
