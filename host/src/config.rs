@@ -114,11 +114,20 @@ pub struct Limits {
     pub max_data_bytes: usize,
     /// Events each node keeps for watchers that reconnect (older: `ResyncNeeded`).
     pub watch_history: usize,
+    /// Children one node may have (0: no limit).
+    pub max_children: u64,
+    /// Nodes in the whole tree (0: no limit).
+    pub max_nodes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_data_bytes: corral_proto::DEFAULT_MAX_DATA_BYTES, watch_history: 100_000 }
+        Limits {
+            max_data_bytes: corral_proto::DEFAULT_MAX_DATA_BYTES,
+            watch_history: 100_000,
+            max_children: 1_000_000,
+            max_nodes: 50_000_000,
+        }
     }
 }
 

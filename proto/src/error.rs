@@ -38,6 +38,9 @@ pub enum Error {
     /// The events after the position asked for are no longer kept: re-read the state.
     #[error("events after index {since} are no longer kept (oldest kept: after {oldest}); resync needed")]
     ResyncNeeded { since: u64, oldest: u64 },
+    /// A configured limit (children per node, nodes in all) would be exceeded.
+    #[error("{what}: the limit of {limit} is reached")]
+    LimitReached { what: String, limit: u64 },
 }
 
 impl Error {

@@ -18,6 +18,7 @@ pub struct NodeOpts {
     pub wal_segment_bytes: Option<u64>,
     pub wal_drop_unsynced_ms: Option<u64>,
     pub max_data_bytes: Option<usize>,
+    pub max_children: Option<u64>,
 }
 
 struct Node {
@@ -86,8 +87,12 @@ impl Cluster {
         if let Some(v) = o.keep_logs {
             text += &format!("keep_logs = {v}\n");
         }
+        text += "[limits]\n";
         if let Some(v) = o.max_data_bytes {
-            text += &format!("[limits]\nmax_data_bytes = {v}\n");
+            text += &format!("max_data_bytes = {v}\n");
+        }
+        if let Some(v) = o.max_children {
+            text += &format!("max_children = {v}\n");
         }
         text += "[test]\n";
         if let Some(v) = o.wal_segment_bytes {

@@ -55,3 +55,16 @@ async fn malformed_frames_oversized_values_and_invalid_paths_change_nothing() ->
     c.wait_leader(std::time::Duration::from_secs(5)).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_parent_refuses_children_with_a_clear_error() -> anyhow::Result<()> {
+    let c = Cluster::start(3, NodeOpts { max_children: Some(2), ..NodeOpts::default() }).await?;
+    let client = c.client()?;
+    client.create("/p", b"").await?;
+    client.create("/p/a", b"").await?;
+    client.create("/p/b", b"").await?;
+    let res = client.create("/p/c", b"").await;
+    assert!(matches!(res, Err(ClientError::Server(ServerError::LimitReached { limit: 2, .. }))), "{res:?}");
+    assert_eq!(client.children("/p", Consistency::Linearizable).await?.len(), 2);
+    Ok(())
+}

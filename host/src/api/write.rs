@@ -5,7 +5,7 @@ use corral_proto::{path, Error, MultiOp, Reply, Request};
 
 use super::route::Step;
 use super::{Api, Ctx};
-use crate::state::{Command, Op};
+use crate::state::{Command, Op, TreeLimits};
 
 impl Api {
     pub(super) async fn write(&self, req: Request, ctx: Ctx, forwarded: bool) -> Result<Reply, Error> {
@@ -70,7 +70,9 @@ impl Api {
 
     /// On the leader: stamp the command and propose it.
     pub(super) async fn propose(&self, op: Op, ctx: Ctx) -> Result<Reply, Step> {
-        let cmd = Command { ts_ms: now_ms(), session: ctx.session, req: ctx.req, done_below: ctx.done_below, op };
+        let limits = TreeLimits { max_children: self.limits.max_children, max_nodes: self.limits.max_nodes };
+        let cmd =
+            Command { ts_ms: now_ms(), session: ctx.session, req: ctx.req, done_below: ctx.done_below, limits, op };
         match self.raft.client_write(cmd).await {
             Ok(resp) => resp.data.map_err(Step::Done),
             Err(e) => Err(Step::from_write_error(e)),

@@ -15,13 +15,22 @@ pub struct Command {
     pub req: u64,
     /// The client has every reply below this request id: older replies may be forgotten.
     pub done_below: u64,
+    /// The leader's configured limits, carried so every replica enforces the same ones.
+    pub limits: TreeLimits,
     pub op: Op,
+}
+
+/// Limits on the tree's size (0: none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeLimits {
+    pub max_children: u64,
+    pub max_nodes: u64,
 }
 
 impl Command {
     /// A command outside any session.
     pub fn plain(ts_ms: u64, op: Op) -> Command {
-        Command { ts_ms, session: 0, req: 0, done_below: 0, op }
+        Command { ts_ms, session: 0, req: 0, done_below: 0, limits: TreeLimits::default(), op }
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 
 use corral_proto::{Error, Event, Reply, Stat};
 
-pub use command::{Command, Op};
+pub use command::{Command, Op, TreeLimits};
 pub use snapshot::{decode as decode_snapshot, encode as encode_snapshot};
 pub use store::{KvStore, MemStore, SledStore, StoreError};
 pub use txn::Txn;
@@ -113,10 +113,10 @@ impl State {
         let mut inner = txn.nested();
         let t = &mut inner;
         let res = match &cmd.op {
-            Op::Create { path, data, mode } => tree::create(t, index, now, cmd.session, path, data, *mode)?,
+            Op::Create { path, data, mode } => tree::create(t, index, now, cmd.session, path, data, *mode, cmd.limits)?,
             Op::Set { path, data, version } => tree::set(t, index, now, path, data, *version)?,
             Op::Delete { path, version } => tree::delete(t, index, path, *version)?,
-            Op::Multi { ops } => multi::apply(t, index, now, cmd.session, ops)?,
+            Op::Multi { ops } => multi::apply(t, index, now, cmd.session, ops, cmd.limits)?,
             Op::CreateSession { timeout_ms, secret } => Ok(session::create(t, index, *timeout_ms, secret)),
             Op::CloseSession => match session::end(t, index, cmd.session)? {
                 true => Ok(Reply::Done { index }),

@@ -105,7 +105,7 @@ fn same_commands_give_identical_state_and_snapshots_roundtrip() {
 }
 
 fn in_session(s: &State, index: u64, ts: u64, session: u64, req: u64, op: Op) -> Result<Reply, Error> {
-    let cmd = Command { ts_ms: ts, session, req, done_below: 0, op };
+    let cmd = Command { ts_ms: ts, session, req, done_below: 0, limits: TreeLimits::default(), op };
     s.with_txn(|t| State::apply(t, index, &cmd)).expect("store")
 }
 
@@ -217,4 +217,20 @@ fn multi_is_all_or_nothing() {
     let Ok(Reply::Multi(replies)) = run(&s, 3, 1, Op::Multi { ops }) else { panic!() };
     assert_eq!(replies.len(), 3);
     assert_eq!(s.children("/").expect("store").expect("ls"), vec!["b".to_string()]);
+}
+
+#[test]
+fn limits_on_children_and_nodes_refuse_cleanly() {
+    let s = state();
+    let limited = |index: u64, p: &str, max_children: u64, max_nodes: u64| {
+        let cmd = Command { limits: TreeLimits { max_children, max_nodes }, ..Command::plain(1, create(p)) };
+        s.with_txn(|t| State::apply(t, index, &cmd)).expect("store")
+    };
+    limited(1, "/a", 2, 0).expect("a");
+    limited(2, "/a/1", 2, 0).expect("a/1");
+    limited(3, "/a/2", 2, 0).expect("a/2");
+    assert!(matches!(limited(4, "/a/3", 2, 0), Err(Error::LimitReached { limit: 2, .. })));
+    assert!(matches!(limited(5, "/b", 0, 3), Err(Error::LimitReached { limit: 3, .. })), "3 nodes exist");
+    run(&s, 6, 1, Op::Delete { path: "/a/1".into(), version: None }).expect("delete");
+    limited(7, "/b", 0, 3).expect("room again after a delete");
 }

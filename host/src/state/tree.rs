@@ -5,6 +5,7 @@ use bincode::Options;
 use corral_proto::{path, CreateMode, Error, EventKind, Reply, Stat};
 use serde::{Deserialize, Serialize};
 
+use super::command::TreeLimits;
 use super::keys;
 use super::store::{KvStore, StoreError};
 use super::txn::Txn;
@@ -69,6 +70,7 @@ pub fn create(
     p: &str,
     data: &[u8],
     mode: CreateMode,
+    limits: TreeLimits,
 ) -> Applied {
     if let Err(e) = check_path(p) {
         refuse!(e);
@@ -91,6 +93,13 @@ pub fn create(
     };
     if prec.stat.ephemeral_owner != 0 {
         refuse!(Error::bad_request(format!("{parent} is ephemeral and cannot have children")));
+    }
+    if limits.max_children > 0 && u64::from(prec.stat.num_children) >= limits.max_children {
+        refuse!(Error::LimitReached { what: format!("children of {parent}"), limit: limits.max_children });
+    }
+    let nodes = node_count(txn)?;
+    if limits.max_nodes > 0 && nodes >= limits.max_nodes {
+        refuse!(Error::LimitReached { what: "nodes in the tree".into(), limit: limits.max_nodes });
     }
     let actual = if mode.sequential {
         let key = keys::seq_counter(parent);
@@ -130,6 +139,7 @@ pub fn create(
     prec.stat.pzxid = index;
     prec.stat.num_children += 1;
     save(txn, parent, &prec);
+    set_node_count(txn, nodes + 1);
     txn.emit(&actual, EventKind::Created);
     txn.emit(parent, EventKind::ChildrenChanged);
     Ok(Ok(Reply::Created { path: actual, stat }))
@@ -184,6 +194,17 @@ pub fn delete(txn: &mut Txn<'_>, index: u64, p: &str, version: Option<u64>) -> A
     Ok(Ok(Reply::Done { index }))
 }
 
+const NODE_COUNT: &str = "nodes";
+
+/// Nodes in the tree, the root not counted.
+pub fn node_count(txn: &Txn<'_>) -> Result<u64, StoreError> {
+    Ok(txn.get_meta(NODE_COUNT)?.and_then(|b| b.try_into().ok()).map_or(0, u64::from_le_bytes))
+}
+
+fn set_node_count(txn: &mut Txn<'_>, n: u64) {
+    txn.put_meta(NODE_COUNT, n.to_le_bytes().to_vec());
+}
+
 /// `multi`'s check: the node exists (at `version`).
 pub fn check(txn: &Txn<'_>, p: &str, version: Option<u64>) -> Applied {
     if let Err(e) = check_path(p) {
@@ -208,6 +229,8 @@ pub(crate) fn remove(txn: &mut Txn<'_>, index: u64, p: &str, rec: &NodeRecord) -
     };
     txn.delete(keys::node(p));
     txn.delete(keys::child(parent, path::name(p)));
+    let nodes = node_count(txn)?;
+    set_node_count(txn, nodes.saturating_sub(1));
     if rec.stat.ephemeral_owner != 0 {
         txn.delete(keys::ephemeral(rec.stat.ephemeral_owner, p));
     }
