@@ -112,11 +112,12 @@ impl State {
     fn run(txn: &mut Txn<'_>, index: u64, now: u64, cmd: &Command) -> tree::Applied {
         let mut inner = txn.nested();
         let t = &mut inner;
+        let at = tree::At { index, now, session: cmd.session, limits: cmd.limits };
         let res = match &cmd.op {
-            Op::Create { path, data, mode } => tree::create(t, index, now, cmd.session, path, data, *mode, cmd.limits)?,
+            Op::Create { path, data, mode } => tree::create(t, &at, path, data, *mode)?,
             Op::Set { path, data, version } => tree::set(t, index, now, path, data, *version)?,
             Op::Delete { path, version } => tree::delete(t, index, path, *version)?,
-            Op::Multi { ops } => multi::apply(t, index, now, cmd.session, ops, cmd.limits)?,
+            Op::Multi { ops } => multi::apply(t, &at, ops)?,
             Op::CreateSession { timeout_ms, secret } => Ok(session::create(t, index, *timeout_ms, secret)),
             Op::CloseSession => match session::end(t, index, cmd.session)? {
                 true => Ok(Reply::Done { index }),

@@ -3,16 +3,16 @@
 
 use corral_proto::{Error, MultiOp, Reply};
 
-use super::command::TreeLimits;
-use super::tree::{self, Applied};
+use super::tree::{self, Applied, At};
 use super::txn::Txn;
 
-pub fn apply(txn: &mut Txn<'_>, index: u64, now: u64, session: u64, ops: &[MultiOp], limits: TreeLimits) -> Applied {
+pub fn apply(txn: &mut Txn<'_>, at: &At, ops: &[MultiOp]) -> Applied {
+    let (index, now) = (at.index, at.now);
     let mut replies = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
         let res = match op {
             MultiOp::Check { path, version } => tree::check(txn, path, *version)?,
-            MultiOp::Create { path, data, mode } => tree::create(txn, index, now, session, path, data, *mode, limits)?,
+            MultiOp::Create { path, data, mode } => tree::create(txn, at, path, data, *mode)?,
             MultiOp::Set { path, data, version } => tree::set(txn, index, now, path, data, *version)?,
             MultiOp::Delete { path, version } => tree::delete(txn, index, path, *version)?,
         };

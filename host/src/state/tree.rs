@@ -62,16 +62,19 @@ macro_rules! refuse {
     };
 }
 
-pub fn create(
-    txn: &mut Txn<'_>,
-    index: u64,
-    now: u64,
-    session: u64,
-    p: &str,
-    data: &[u8],
-    mode: CreateMode,
-    limits: TreeLimits,
-) -> Applied {
+/// What a create needs to know about the entry it runs in.
+#[derive(Debug, Clone, Copy)]
+pub struct At {
+    pub index: u64,
+    /// State-machine time (leader time, non-decreasing).
+    pub now: u64,
+    /// The requesting session (0: none): the owner of an ephemeral node.
+    pub session: u64,
+    pub limits: TreeLimits,
+}
+
+pub fn create(txn: &mut Txn<'_>, at: &At, p: &str, data: &[u8], mode: CreateMode) -> Applied {
+    let At { index, now, session, limits } = *at;
     if let Err(e) = check_path(p) {
         refuse!(e);
     }
