@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use corral_proto::{
     frame, Consistency, CreateMode, Error as ServerError, Event, MultiOp, NodeStatus, Reply, Request, RequestFrame,
-    Response, Stat, WatchKind, WatchSpec,
+    Response, ResponseFrame, Stat, WatchKind, WatchSpec,
 };
 use tokio::sync::{mpsc, Mutex};
 
@@ -37,6 +37,9 @@ struct Inner {
     conn: Mutex<(Option<quinn::Connection>, usize)>,
     next_id: AtomicU64,
     timeout: Duration,
+    /// The highest log index any reply has shown this client: sent with every request so no
+    /// node answers from an older state (read-your-writes, monotonic reads).
+    seen: AtomicU64,
     /// The session this client holds, if any. Every new connection attaches to it first.
     session: std::sync::Mutex<Option<Session>>,
     /// The session's watches and where its event stream is.
@@ -102,6 +105,7 @@ impl Client {
                 addrs,
                 conn: Mutex::new((None, 0)),
                 next_id: AtomicU64::new(1),
+                seen: AtomicU64::new(0),
                 timeout: Duration::from_millis(cfg.timeout_ms.max(1)),
                 session: std::sync::Mutex::new(None),
                 watches: std::sync::Mutex::new(Watches::default()),
@@ -161,9 +165,10 @@ impl Client {
         let req = RequestFrame {
             id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
             done_below: 0,
+            min_index: self.seen_index(),
             body: Request::AttachSession { id: sess.id, secret: sess.secret },
         };
-        match tokio::time::timeout(CONNECT_TIMEOUT, send(conn, &req)).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.send(conn, &req)).await {
             Ok(Ok(Response::Ok(_))) => Ok(()),
             Ok(Ok(Response::Err(e))) => {
                 if matches!(e, ServerError::SessionExpired { .. }) {
@@ -203,7 +208,8 @@ impl Client {
             inflight.insert(id);
             inflight.first().copied().unwrap_or(id)
         };
-        let res = self.request_as(RequestFrame { id, done_below, body }, timeout).await;
+        let min_index = self.seen_index();
+        let res = self.request_as(RequestFrame { id, done_below, min_index, body }, timeout).await;
         self.inner.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         res
     }
@@ -231,7 +237,7 @@ impl Client {
                 }
                 Err(e) => return Err(e),
             };
-            match tokio::time::timeout(left, send(&conn, &req)).await {
+            match tokio::time::timeout(left, self.send(&conn, &req)).await {
                 Ok(Ok(Response::Ok(reply))) => return Ok(reply),
                 Ok(Ok(Response::Err(ServerError::NotLeader { .. }))) => {
                     // Refused before anything was done (e.g. an election is running).
@@ -282,6 +288,23 @@ impl Client {
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(heartbeat(weak, id, Duration::from_millis((timeout_ms / 3).max(50))));
         Ok(id)
+    }
+
+    /// The highest log index this client has seen in a reply: a causality token another
+    /// process can pass to [`Client::observe`].
+    pub fn seen_index(&self) -> u64 {
+        self.inner.seen.load(Ordering::Acquire)
+    }
+
+    /// Never read older state than `index` from now on (e.g. a token from another process).
+    pub fn observe(&self, index: u64) {
+        self.inner.seen.fetch_max(index, Ordering::AcqRel);
+    }
+
+    async fn send(&self, conn: &quinn::Connection, req: &RequestFrame) -> Result<Response, Attempt> {
+        let frame = send(conn, req).await?;
+        self.inner.seen.fetch_max(frame.index, Ordering::AcqRel);
+        Ok(frame.response)
     }
 
     /// The session id, while this client holds one.
@@ -528,7 +551,8 @@ async fn event_stream(weak: Weak<Inner>) {
             (w.since, w.specs.clone())
         };
         let id = client.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let req = RequestFrame { id, done_below: 0, body: Request::Events { since, watches } };
+        let min_index = client.seen_index();
+        let req = RequestFrame { id, done_below: 0, min_index, body: Request::Events { since, watches } };
         drop(client); // hold only the weak reference while waiting for events
         let Ok((mut tx, mut rx)) = conn.open_bi().await else { continue };
         let Ok(bytes) = frame::encode(&req) else { return };
@@ -537,7 +561,7 @@ async fn event_stream(weak: Weak<Inner>) {
         }
         let _ = tx.finish();
         loop {
-            let frame = frame::read::<Response, _>(&mut rx).await;
+            let frame = frame::read::<ResponseFrame, _>(&mut rx).await.map(|f| f.response);
             let Some(inner) = weak.upgrade() else { return };
             let mut w = inner.watches.lock().unwrap_or_else(|p| p.into_inner());
             match frame {
@@ -571,7 +595,7 @@ async fn event_stream(weak: Weak<Inner>) {
     }
 }
 
-async fn send(conn: &quinn::Connection, req: &RequestFrame) -> Result<Response, Attempt> {
+async fn send(conn: &quinn::Connection, req: &RequestFrame) -> Result<ResponseFrame, Attempt> {
     let (mut tx, mut rx) = conn.open_bi().await.map_err(|e| Attempt::NotSent(e.to_string()))?;
     let bytes = frame::encode(req).map_err(|e| Attempt::NotSent(e.to_string()))?;
     tx.write_all(&bytes).await.map_err(|e| Attempt::Lost(e.to_string()))?;

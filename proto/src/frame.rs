@@ -97,6 +97,7 @@ mod tests {
         RequestFrame {
             id: 7,
             done_below: 3,
+            min_index: 9,
             body: Request::Get { path: "/a/b".into(), consistency: Consistency::Serializable, watch: false },
         }
     }

@@ -14,7 +14,7 @@ pub mod watch;
 
 pub use error::Error;
 pub use request::{Consistency, CreateMode, MultiOp, Request, RequestFrame};
-pub use response::{MemberInfo, NodeStatus, Reply, Response};
+pub use response::{MemberInfo, NodeStatus, Reply, Response, ResponseFrame};
 pub use stat::Stat;
 pub use watch::{Event, EventKind, WatchKind, WatchSpec};
 

@@ -20,6 +20,9 @@ pub struct RequestFrame {
     /// Every request of this session with an id below this has had its reply: the server may
     /// forget those replies. 0 when unknown.
     pub done_below: u64,
+    /// The highest log index this client has seen: the node answers only once it has applied
+    /// at least this much (read-your-writes and monotonic reads, whichever node it asks).
+    pub min_index: u64,
     pub body: Request,
 }
 

@@ -4,10 +4,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Stat};
 
+/// What a node sends a client: a response and the log index it reflects (the client sends the
+/// highest it has seen back as `RequestFrame::min_index`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseFrame {
+    pub index: u64,
+    pub response: Response,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     Ok(Reply),
     Err(Error),
+}
+
+impl Reply {
+    /// The highest log index this reply names (creation, modification, session, done).
+    pub fn index(&self) -> u64 {
+        match self {
+            Reply::Created { stat, .. } => stat.czxid,
+            Reply::Data { stat, .. } | Reply::Stat(Some(stat)) => stat.mzxid.max(stat.pzxid),
+            Reply::Done { index } | Reply::Session { id: index, .. } => *index,
+            Reply::Event(ev) => ev.index,
+            Reply::Multi(replies) => replies.iter().map(Reply::index).max().unwrap_or(0),
+            Reply::Stat(None) | Reply::Children(_) | Reply::Status(_) => 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

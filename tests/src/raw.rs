@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use corral_client::{tls, ClientConfig};
-use corral_proto::{frame, Response};
+use corral_proto::{frame, Response, ResponseFrame};
 
 /// A QUIC connection to `addr` with `cfg`'s certificate, speaking `alpn`.
 pub async fn connect(cfg: &ClientConfig, addr: &str, alpn: &[u8]) -> Result<quinn::Connection> {
@@ -25,10 +25,10 @@ pub async fn exchange(conn: &quinn::Connection, bytes: &[u8]) -> Result<Response
     let (mut tx, mut rx) = conn.open_bi().await?;
     tx.write_all(bytes).await?;
     tx.finish()?;
-    let resp = tokio::time::timeout(Duration::from_secs(5), frame::read::<Response, _>(&mut rx))
+    let resp = tokio::time::timeout(Duration::from_secs(5), frame::read::<ResponseFrame, _>(&mut rx))
         .await
         .context("no reply")??;
-    Ok(resp)
+    Ok(resp.response)
 }
 
 /// Write a torn record (a header promising more bytes than follow) after the last complete

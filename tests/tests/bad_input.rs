@@ -16,7 +16,7 @@ async fn malformed_frames_oversized_values_and_invalid_paths_change_nothing() ->
     let before = client.children("/", Consistency::Linearizable).await?;
 
     let conn = raw::connect(&c.client_cfg, &c.addr(2), corral_proto::ALPN_CLIENT).await?;
-    let good = frame::encode(&RequestFrame { id: 1, done_below: 0, body: Request::Status })?;
+    let good = frame::encode(&RequestFrame { id: 1, done_below: 0, min_index: 0, body: Request::Status })?;
     // Truncated: the length prefix promises more than is sent.
     assert!(bad_request(&raw::exchange(&conn, &good[..good.len() - 3]).await?));
     // A length prefix far over the limit.
@@ -30,8 +30,8 @@ async fn malformed_frames_oversized_values_and_invalid_paths_change_nothing() ->
     garbage.push(frame::FRAME_VERSION);
     garbage.extend_from_slice(&[0xEE; 39]);
     assert!(bad_request(&raw::exchange(&conn, &garbage).await?));
-    // id 1, done_below 0, then variant 99.
-    let unknown = vec![0, 0, 0, 4, frame::FRAME_VERSION, 1, 0, 99];
+    // id 1, done_below 0, min_index 0, then variant 99.
+    let unknown = vec![0, 0, 0, 5, frame::FRAME_VERSION, 1, 0, 0, 99];
     assert!(bad_request(&raw::exchange(&conn, &unknown).await?));
     // The same connection still works.
     assert!(matches!(raw::exchange(&conn, &good).await?, Response::Ok(_)));

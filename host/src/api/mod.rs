@@ -33,6 +33,8 @@ pub struct Ctx {
     pub session: u64,
     pub req: u64,
     pub done_below: u64,
+    /// The highest index the client has seen: reads wait until this replica has applied it.
+    pub min_index: u64,
 }
 
 pub struct Api {
@@ -52,6 +54,20 @@ impl Api {
     /// again (a stale leader answers `NotLeader` and the follower retries).
     pub async fn handle(&self, req: Request, ctx: Ctx, forwarded: bool) -> Response {
         self.sessions.touch(ctx.session);
+        let reads_here = matches!(
+            req,
+            Request::Get { .. }
+                | Request::Exists { .. }
+                | Request::Children { .. }
+                | Request::AttachSession { .. }
+                | Request::Ping
+                | Request::AddWatch { .. }
+        );
+        if reads_here && ctx.min_index > 0 {
+            if let Err(e) = self.wait_applied(ctx.min_index).await {
+                return Response::Err(e);
+            }
+        }
         let res = match req {
             Request::Create { .. } | Request::Set { .. } | Request::Delete { .. } | Request::Multi { .. } => {
                 self.write(req, ctx, forwarded).await

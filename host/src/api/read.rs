@@ -54,6 +54,21 @@ impl Api {
     }
 
     /// Make the local replica at least as fresh as `c` requires; returns the index reached.
+    /// Wait until this replica has applied `index` (bounded by the request timeout).
+    pub(super) async fn wait_applied(&self, index: u64) -> Result<(), Error> {
+        self.raft
+            .wait(Some(self.timeout))
+            .applied_index_at_least(Some(index), "the client's last seen index")
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::unavailable(format!("this node has not reached index {index}: {e}")))
+    }
+
+    /// The index this replica has applied.
+    pub fn applied_index(&self) -> u64 {
+        self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index)
+    }
+
     pub(super) async fn sync_barrier(&self, c: Consistency) -> Result<u64, Error> {
         self.barrier(c).await
     }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use corral_proto::{Error, Reply, Response, WatchSpec};
+use corral_proto::{Error, Reply, Response, ResponseFrame, WatchSpec};
 use tokio::sync::mpsc;
 
 use super::Api;
@@ -41,7 +41,7 @@ impl Api {
         session: u64,
         since: (u64, u32),
         watches: Vec<(WatchSpec, (u64, u32))>,
-    ) -> Result<mpsc::Receiver<Response>, Error> {
+    ) -> Result<mpsc::Receiver<ResponseFrame>, Error> {
         if session == 0 {
             return Err(Error::NoSession);
         }
@@ -55,14 +55,15 @@ impl Api {
                 match api.watches.take(session) {
                     Ok(events) => {
                         for ev in events {
-                            if tx.send(Response::Ok(Reply::Event(ev))).await.is_err() {
+                            let frame = ResponseFrame { index: ev.index, response: Response::Ok(Reply::Event(ev)) };
+                            if tx.send(frame).await.is_err() {
                                 api.watches.close(session, &notify);
                                 return;
                             }
                         }
                     }
                     Err(e) => {
-                        let _ = tx.send(Response::Err(e)).await;
+                        let _ = tx.send(ResponseFrame { index: api.applied_index(), response: Response::Err(e) }).await;
                         api.watches.close(session, &notify);
                         return;
                     }

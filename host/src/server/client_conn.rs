@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Result;
-use corral_proto::{Error, Reply, Request, RequestFrame, Response};
+use corral_proto::{Error, Reply, Request, RequestFrame, Response, ResponseFrame};
 use tokio_util::sync::CancellationToken;
 
 use super::streams::Outcome;
@@ -22,13 +22,21 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
         async move {
             let req = match req {
                 Ok(req) => req,
-                Err(e) => return Outcome::One(Response::Err(Error::bad_request(format!("malformed request: {e}")))),
+                Err(e) => {
+                    let response = Response::Err(Error::bad_request(format!("malformed request: {e}")));
+                    return Outcome::One(ResponseFrame { index: api.applied_index(), response });
+                }
             };
-            let ctx = Ctx { session: bound.load(Ordering::Acquire), req: req.id, done_below: req.done_below };
+            let ctx = Ctx {
+                session: bound.load(Ordering::Acquire),
+                req: req.id,
+                done_below: req.done_below,
+                min_index: req.min_index,
+            };
             if let Request::Events { since, watches } = req.body {
                 return match api.events(ctx.session, since, watches) {
                     Ok(frames) => Outcome::Many(frames),
-                    Err(e) => Outcome::One(Response::Err(e)),
+                    Err(e) => Outcome::One(ResponseFrame { index: api.applied_index(), response: Response::Err(e) }),
                 };
             }
             let closing = matches!(req.body, Request::CloseSession);
@@ -39,7 +47,11 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
                 Response::Err(Error::SessionExpired { .. }) => bound.store(0, Ordering::Release),
                 _ => {}
             }
-            Outcome::One(resp)
+            let reached = match &resp {
+                Response::Ok(reply) => reply.index(),
+                Response::Err(_) => 0,
+            };
+            Outcome::One(ResponseFrame { index: api.applied_index().max(reached), response: resp })
         }
     })
     .await
