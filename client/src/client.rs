@@ -7,8 +7,8 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use corral_proto::{
-    frame, Consistency, CreateMode, Error as ServerError, Event, MultiOp, NodeStatus, Reply, Request, RequestFrame,
-    Response, ResponseFrame, Stat, WatchKind, WatchSpec,
+    frame, AclEntry, Consistency, CreateMode, Error as ServerError, Event, MultiOp, NodeStatus, Reply, Request,
+    RequestFrame, Response, ResponseFrame, Stat, WatchKind, WatchSpec,
 };
 use tokio::sync::{mpsc, Mutex};
 
@@ -449,6 +449,22 @@ impl Client {
         }
         tokio::spawn(event_stream(Arc::downgrade(&self.inner)));
         Ok(rx)
+    }
+
+    /// The node's ACL.
+    pub async fn get_acl(&self, path: &str) -> Result<Vec<AclEntry>, ClientError> {
+        match self.request(Request::GetAcl { path: path.into() }).await? {
+            Reply::Acl(acl) => Ok(acl),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Replace the node's ACL (needs the admin permission on it, or an admin identity).
+    pub async fn set_acl(&self, path: &str, acl: Vec<AclEntry>) -> Result<Stat, ClientError> {
+        match self.request(Request::SetAcl { path: path.into(), acl }).await? {
+            Reply::Stat(Some(stat)) => Ok(stat),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Wait until the connected node has applied everything committed now.

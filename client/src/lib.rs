@@ -17,7 +17,7 @@ pub mod tls;
 pub use client::Client;
 pub use config::ClientConfig;
 pub use corral_proto::{
-    Consistency, CreateMode, Error as ServerError, Event, EventKind, MemberInfo, MultiOp, NodeStatus, Reply, Stat,
-    WatchKind, WatchSpec,
+    acl, AclEntry, Consistency, CreateMode, Error as ServerError, Event, EventKind, MemberInfo, MultiOp, NodeStatus,
+    Reply, Stat, WatchKind, WatchSpec,
 };
 pub use error::ClientError;

@@ -36,6 +36,8 @@ pub struct NodeConfig {
     #[serde(default)]
     pub sessions: SessionBounds,
     #[serde(default)]
+    pub acl: AclSettings,
+    #[serde(default)]
     pub initial_members: Vec<Member>,
     /// Test-only hooks; never set in production.
     #[serde(default)]
@@ -131,6 +133,35 @@ impl Default for Limits {
     }
 }
 
+/// `[acl]`: who bypasses every check, and the root's ACL until one is set on it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AclSettings {
+    pub admins: Vec<String>,
+    /// e.g. `"*:rwcda"` (anyone may do anything: ZooKeeper's open default) or `"*:r"`.
+    pub default: String,
+}
+
+impl Default for AclSettings {
+    fn default() -> Self {
+        AclSettings { admins: Vec::new(), default: "*:rwcda".into() }
+    }
+}
+
+/// The `[acl]` settings, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct AclConfig {
+    pub admins: Vec<String>,
+    pub default: Vec<corral_proto::AclEntry>,
+}
+
+impl AclSettings {
+    pub fn parsed(&self) -> Result<AclConfig, String> {
+        let default = corral_proto::acl::parse(&self.default).map_err(|e| format!("field `acl.default`: {e}"))?;
+        Ok(AclConfig { admins: self.admins.clone(), default })
+    }
+}
+
 /// Session timeouts clients may ask for are clamped into [min, max].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -212,6 +243,7 @@ impl NodeConfig {
         if self.sessions.min_timeout_ms == 0 || self.sessions.min_timeout_ms > self.sessions.max_timeout_ms {
             return Err("field `sessions.min_timeout_ms`: must be above 0 and at most `sessions.max_timeout_ms`".into());
         }
+        self.acl.parsed()?;
         for m in &self.initial_members {
             m.addr
                 .parse::<std::net::SocketAddr>()

@@ -41,6 +41,9 @@ pub enum Error {
     /// A configured limit (children per node, nodes in all) would be exceeded.
     #[error("{what}: the limit of {limit} is reached")]
     LimitReached { what: String, limit: u64 },
+    /// The client's identity lacks a permission (r, w, c, d or a) on `path`.
+    #[error("{identity} may not {what} {path}")]
+    NoAuth { path: String, identity: String, what: String },
 }
 
 impl Error {

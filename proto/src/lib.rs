@@ -4,6 +4,7 @@
 //! This crate owns *data*: requests, replies, errors, stats, path rules and the frame codec.
 //! It must never own behaviour: no networking, no storage, no consensus.
 
+pub mod acl;
 pub mod error;
 pub mod frame;
 pub mod path;
@@ -12,6 +13,7 @@ pub mod response;
 pub mod stat;
 pub mod watch;
 
+pub use acl::AclEntry;
 pub use error::Error;
 pub use request::{Consistency, CreateMode, MultiOp, Request, RequestFrame};
 pub use response::{MemberInfo, NodeStatus, Reply, Response, ResponseFrame};

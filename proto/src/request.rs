@@ -148,6 +148,15 @@ pub enum Request {
         since: (u64, u32),
         watches: Vec<(crate::WatchSpec, (u64, u32))>,
     },
+    /// The node's ACL.
+    GetAcl {
+        path: String,
+    },
+    /// Replace the node's ACL (needs the admin permission on it).
+    SetAcl {
+        path: String,
+        acl: Vec<crate::AclEntry>,
+    },
 }
 
 impl Request {

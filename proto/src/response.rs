@@ -27,7 +27,7 @@ impl Reply {
             Reply::Done { index } | Reply::Session { id: index, .. } => *index,
             Reply::Event(ev) => ev.index,
             Reply::Multi(replies) => replies.iter().map(Reply::index).max().unwrap_or(0),
-            Reply::Stat(None) | Reply::Children(_) | Reply::Status(_) => 0,
+            Reply::Stat(None) | Reply::Children(_) | Reply::Status(_) | Reply::Acl(_) => 0,
         }
     }
 }
@@ -59,6 +59,8 @@ pub enum Reply {
     Multi(Vec<Reply>),
     /// One frame of an event stream.
     Event(crate::Event),
+    /// A node's ACL.
+    Acl(Vec<crate::AclEntry>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -87,7 +87,7 @@ impl Cluster {
         if let Some(v) = o.keep_logs {
             text += &format!("keep_logs = {v}\n");
         }
-        text += "[limits]\n";
+        text += "[acl]\nadmins = [\"admin\"]\n[limits]\n";
         if let Some(v) = o.max_data_bytes {
             text += &format!("max_data_bytes = {v}\n");
         }
@@ -225,6 +225,20 @@ impl Cluster {
     /// A client over every node's address.
     pub fn client(&self) -> Result<Client> {
         Ok(Client::new(&self.client_cfg)?)
+    }
+
+    /// A client over every node with a certificate for identity `name` (issued on demand).
+    pub fn client_as(&self, name: &str) -> Result<Client> {
+        let d = self.dir.path().to_str().context("utf-8")?.to_string();
+        if !self.dir.path().join(format!("{name}.pem")).exists() {
+            run_corral(&["certs", "client", "--dir", &d, "--name", name])?;
+        }
+        let cfg = ClientConfig {
+            cert: self.dir.path().join(format!("{name}.pem")),
+            key: self.dir.path().join(format!("{name}.key")),
+            ..self.client_cfg.clone()
+        };
+        Ok(Client::new(&cfg)?)
     }
 
     /// A client that talks to node `id` only.

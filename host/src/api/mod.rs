@@ -4,6 +4,7 @@
 //! Error contract with clients: `NotLeader` means *nothing was done* and the request may be
 //! sent again; `Unavailable` after a forward means the outcome is unknown.
 
+mod acl;
 mod admin;
 mod read;
 mod route;
@@ -18,7 +19,7 @@ use corral_proto::{Error, Reply, Request, Response, WatchKind, WatchSpec};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Limits;
+use crate::config::{AclConfig, Limits};
 use crate::net::PeerPool;
 use crate::raft::Raft;
 use crate::session::Sessions;
@@ -28,8 +29,10 @@ use crate::watch::WatchHub;
 pub(crate) use write::now_ms;
 
 /// Who is asking: the session the connection is bound to (0: none) and the request's id in it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ctx {
+    /// The client's identity, from its certificate.
+    pub identity: String,
     pub session: u64,
     pub req: u64,
     pub done_below: u64,
@@ -45,6 +48,7 @@ pub struct Api {
     pub limits: Limits,
     pub sessions: Arc<Sessions>,
     pub watches: Arc<WatchHub>,
+    pub acl: AclConfig,
     /// How long one request may wait for a leader, a quorum or the local replica.
     pub timeout: Duration,
 }
@@ -69,9 +73,12 @@ impl Api {
             }
         }
         let res = match req {
-            Request::Create { .. } | Request::Set { .. } | Request::Delete { .. } | Request::Multi { .. } => {
-                self.write(req, ctx, forwarded).await
-            }
+            Request::Create { .. }
+            | Request::Set { .. }
+            | Request::Delete { .. }
+            | Request::Multi { .. }
+            | Request::SetAcl { .. } => self.write(req, ctx, forwarded).await,
+            Request::GetAcl { path } => self.get_acl(&ctx, &path).await,
             Request::CreateSession { .. } => self.route(req, ctx, forwarded).await,
             Request::CloseSession if ctx.session == 0 => Err(Error::NoSession),
             Request::CloseSession => self.route(req, ctx, forwarded).await,
@@ -79,17 +86,17 @@ impl Api {
             Request::Ping => self.ping(ctx.session).await,
             Request::Get { path, consistency, watch } => {
                 let w = watch.then(|| WatchSpec::new(&path, WatchKind::Data));
-                self.get(&path, consistency, ctx.session, w).await
+                self.get(&path, consistency, &ctx, w).await
             }
             Request::Exists { path, consistency, watch } => {
                 let w = watch.then(|| WatchSpec::new(&path, WatchKind::Exists));
-                self.exists(&path, consistency, ctx.session, w).await
+                self.exists(&path, consistency, &ctx, w).await
             }
             Request::Children { path, consistency, watch } => {
                 let w = watch.then(|| WatchSpec::new(&path, WatchKind::Children));
-                self.children(&path, consistency, ctx.session, w).await
+                self.children(&path, consistency, &ctx, w).await
             }
-            Request::AddWatch { spec } => self.add_watch(ctx.session, spec),
+            Request::AddWatch { spec } => self.add_watch(&ctx, spec),
             Request::Events { .. } => Err(Error::bad_request("an event stream is opened on its own stream")),
             Request::Sync => self.sync().await,
             Request::Status => Ok(Reply::Status(self.status())),

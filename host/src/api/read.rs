@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use corral_proto::{Consistency, Error, Reply, WatchSpec};
 
-use super::{store_err, Api};
+use super::{store_err, Api, Ctx};
 use crate::raft::rpc::{PeerRequest, PeerResponse};
 
 impl Api {
@@ -14,11 +14,12 @@ impl Api {
         &self,
         path: &str,
         c: Consistency,
-        session: u64,
+        ctx: &Ctx,
         w: Option<WatchSpec>,
     ) -> Result<Reply, Error> {
         self.barrier(c).await?;
-        let (data, stat) = self.read_watched(session, w, || self.state.get(path))?.map_err(store_err)??;
+        self.check_read(&ctx.identity, path)?;
+        let (data, stat) = self.read_watched(ctx, w, || self.state.get(path))?.map_err(store_err)??;
         Ok(Reply::Data { data, stat })
     }
 
@@ -26,11 +27,11 @@ impl Api {
         &self,
         path: &str,
         c: Consistency,
-        session: u64,
+        ctx: &Ctx,
         w: Option<WatchSpec>,
     ) -> Result<Reply, Error> {
         self.barrier(c).await?;
-        match self.read_watched(session, w, || self.state.get(path))?.map_err(store_err)? {
+        match self.read_watched(ctx, w, || self.state.get(path))?.map_err(store_err)? {
             Ok((_, stat)) => Ok(Reply::Stat(Some(stat))),
             Err(Error::NoNode { .. }) => Ok(Reply::Stat(None)),
             Err(e) => Err(e),
@@ -41,11 +42,12 @@ impl Api {
         &self,
         path: &str,
         c: Consistency,
-        session: u64,
+        ctx: &Ctx,
         w: Option<WatchSpec>,
     ) -> Result<Reply, Error> {
         self.barrier(c).await?;
-        Ok(Reply::Children(self.read_watched(session, w, || self.state.children(path))?.map_err(store_err)??))
+        self.check_read(&ctx.identity, path)?;
+        Ok(Reply::Children(self.read_watched(ctx, w, || self.state.children(path))?.map_err(store_err)??))
     }
 
     pub(super) async fn sync(&self) -> Result<Reply, Error> {
@@ -71,6 +73,10 @@ impl Api {
 
     pub(super) async fn sync_barrier(&self, c: Consistency) -> Result<u64, Error> {
         self.barrier(c).await
+    }
+
+    pub(super) async fn linearizable(&self) -> Result<u64, Error> {
+        self.barrier(Consistency::Linearizable).await
     }
 
     async fn barrier(&self, c: Consistency) -> Result<u64, Error> {

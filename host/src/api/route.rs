@@ -38,7 +38,7 @@ impl Api {
                 return Err(Error::NotLeader { leader: None });
             };
             if leader == self.id {
-                match self.lead(&req, ctx).await {
+                match self.lead(&req, ctx.clone()).await {
                     Ok(r) => return Ok(r),
                     Err(Step::Done(e)) => return Err(e),
                     Err(Step::NotLeader) => {
@@ -54,7 +54,7 @@ impl Api {
                 return Err(Error::NotLeader { leader: Some(leader) });
             };
             let left = deadline.saturating_duration_since(Instant::now());
-            let fwd = PeerRequest::Forward(ctx, req.clone());
+            let fwd = PeerRequest::Forward(ctx.clone(), req.clone());
             let call = self.pool.call::<_, PeerResponse>(leader, &addr, &fwd, left);
             let res = tokio::select! {
                 r = call => r,
@@ -90,7 +90,7 @@ impl Api {
             Request::MemberRemove { id } => self.member_remove(*id).await,
             Request::CreateSession { .. } => {
                 let op = self.to_op(req).map_err(Step::Done)?;
-                let reply = self.propose(op, Ctx::default()).await?;
+                let reply = self.propose(op, Ctx { identity: ctx.identity, ..Ctx::default() }).await?;
                 if let Reply::Session { id, .. } = &reply {
                     self.sessions.touch(*id);
                 }

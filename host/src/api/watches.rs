@@ -5,17 +5,13 @@ use std::sync::Arc;
 use corral_proto::{Error, Reply, Response, ResponseFrame, WatchSpec};
 use tokio::sync::mpsc;
 
-use super::Api;
+use super::{Api, Ctx};
 
 impl Api {
     /// Run the read `f`; with a watch, register it at exactly the position the read saw (both
     /// under the state's read lock, so no event can slip between them).
-    pub(super) fn read_watched<T>(
-        &self,
-        session: u64,
-        w: Option<WatchSpec>,
-        f: impl FnOnce() -> T,
-    ) -> Result<T, Error> {
+    pub(super) fn read_watched<T>(&self, ctx: &Ctx, w: Option<WatchSpec>, f: impl FnOnce() -> T) -> Result<T, Error> {
+        let session = ctx.session;
         match w {
             None => Ok(f()),
             Some(_) if session == 0 => Err(Error::NoSession),
@@ -27,17 +23,18 @@ impl Api {
         }
     }
 
-    pub(super) fn add_watch(&self, session: u64, spec: WatchSpec) -> Result<Reply, Error> {
+    pub(super) fn add_watch(&self, ctx: &Ctx, spec: WatchSpec) -> Result<Reply, Error> {
         corral_proto::path::validate(&spec.path)
             .map_err(|reason| Error::InvalidPath { path: spec.path.clone(), reason: reason.into() })?;
         // Events of one entry are published together, so (head index, MAX) is past them all.
-        let at = self.read_watched(session, Some(spec), || self.watches.head().0)?;
+        let at = self.read_watched(ctx, Some(spec), || self.watches.head().0)?;
         Ok(Reply::Done { index: at })
     }
 
     /// The session's event stream from just after `since`: frames until the client goes away.
     pub fn events(
         self: &Arc<Self>,
+        identity: String,
         session: u64,
         since: (u64, u32),
         watches: Vec<(WatchSpec, (u64, u32))>,
@@ -55,6 +52,10 @@ impl Api {
                 match api.watches.take(session) {
                     Ok(events) => {
                         for ev in events {
+                            // ACLs are checked when a watch fires, not only when it is set.
+                            if !api.may_see(&identity, &ev) {
+                                continue;
+                            }
                             let frame = ResponseFrame { index: ev.index, response: Response::Ok(Reply::Event(ev)) };
                             if tx.send(frame).await.is_err() {
                                 api.watches.close(session, &notify);

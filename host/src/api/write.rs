@@ -64,6 +64,13 @@ impl Api {
                 Op::CreateSession { timeout_ms: self.sessions.clamp(timeout_ms), secret }
             }
             Request::CloseSession => Op::CloseSession,
+            Request::SetAcl { path, acl } => {
+                self.check_path(&path)?;
+                if acl.is_empty() {
+                    return Err(Error::bad_request("an ACL needs at least one entry"));
+                }
+                Op::SetAcl { path, acl }
+            }
             other => return Err(Error::bad_request(format!("{other:?} is not a write"))),
         })
     }
@@ -71,8 +78,17 @@ impl Api {
     /// On the leader: stamp the command and propose it.
     pub(super) async fn propose(&self, op: Op, ctx: Ctx) -> Result<Reply, Step> {
         let limits = TreeLimits { max_children: self.limits.max_children, max_nodes: self.limits.max_nodes };
-        let cmd =
-            Command { ts_ms: now_ms(), session: ctx.session, req: ctx.req, done_below: ctx.done_below, limits, op };
+        let cmd = Command {
+            ts_ms: now_ms(),
+            session: ctx.session,
+            req: ctx.req,
+            done_below: ctx.done_below,
+            limits,
+            admin: self.is_admin(&ctx.identity),
+            identity: ctx.identity,
+            default_acl: self.acl.default.clone(),
+            op,
+        };
         match self.raft.client_write(cmd).await {
             Ok(resp) => resp.data.map_err(Step::Done),
             Err(e) => Err(Step::from_write_error(e)),

@@ -27,6 +27,14 @@ pub enum MemberCmd {
     Remove { id: u64 },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum AclCmd {
+    /// Print PATH's ACL.
+    Get { path: String },
+    /// Replace PATH's ACL, e.g. `corral acl set /app "admin:rwcda,alice:r"`.
+    Set { path: String, acl: String },
+}
+
 /// `--config`, then `$CORRAL_CONFIG`, then `./.corral-dev/client.toml`.
 pub fn resolve_config(flag: Option<PathBuf>) -> Result<ClientConfig> {
     let path = flag
@@ -150,6 +158,16 @@ pub async fn run(cmd: Cmd, config: Option<PathBuf>, j: bool) -> Result<()> {
         Cmd::Sync => {
             let index = client.sync().await?;
             print(j, json!({ "index": index }), || format!("synced to index {index}"));
+        }
+        Cmd::Acl(AclCmd::Get { path }) => {
+            let acl = client.get_acl(&path).await?;
+            let text = corral_client::acl::format(&acl);
+            print(j, json!({ "path": path, "acl": text }), || text.clone());
+        }
+        Cmd::Acl(AclCmd::Set { path, acl }) => {
+            let parsed = corral_client::acl::parse(&acl).map_err(|e| anyhow!("ACL {acl:?}: {e}"))?;
+            client.set_acl(&path, parsed).await?;
+            print(j, json!({ "path": path, "acl": acl }), String::new);
         }
         Cmd::Member(m) => {
             let what = match m {

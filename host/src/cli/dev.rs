@@ -64,7 +64,7 @@ fn prepare(dir: &Path, n: u64) -> Result<()> {
         let cfg = dir.join(format!("node{id}.toml"));
         if !cfg.exists() {
             let text = format!(
-                "id = {id}\nlisten = \"127.0.0.1:0\"\ndata_dir = \"node{id}\"\n\n[tls]\nca = \"ca.pem\"\ncert = \"node{id}.pem\"\nkey = \"node{id}.key\"\n"
+                "id = {id}\nlisten = \"127.0.0.1:0\"\ndata_dir = \"node{id}\"\n\n[tls]\nca = \"ca.pem\"\ncert = \"node{id}.pem\"\nkey = \"node{id}.key\"\n\n[acl]\nadmins = [\"admin\"]\n"
             );
             std::fs::write(&cfg, text).with_context(|| format!("writing {}", cfg.display()))?;
         }

@@ -111,6 +111,9 @@ pub enum Cmd {
     Sync,
     /// Every node's id, address, role, term, log and applied index, and the leader.
     Status,
+    /// Read or replace a node's ACL (`ID:PERMS,...`, PERMS from r w c d a; `*` is anyone).
+    #[command(subcommand)]
+    Acl(client_cmds::AclCmd),
     /// Change the ensemble's membership.
     #[command(subcommand)]
     Member(client_cmds::MemberCmd),

@@ -13,12 +13,15 @@ use crate::api::{Api, Ctx};
 use crate::net::identity_of;
 
 pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationToken) -> Result<()> {
-    let who = identity_of(&conn).map(|i| i.to_string()).unwrap_or_else(|e| format!("unknown ({e})"));
+    // A verified certificate always names someone; one that names no client identity gets
+    // an identity no ACL grants anything to.
+    let who = identity_of(&conn).map(|i| i.to_string()).unwrap_or_else(|_| "?".into());
     tracing::debug!(client = %who, remote = %conn.remote_address(), "client connected");
+    let identity = Arc::new(who);
     // The session this connection is bound to (0: none); set by create/attach, cleared by close.
     let bound = Arc::new(AtomicU64::new(0));
     super::streams::serve(&conn, &stop, move |req: Result<RequestFrame, _>| {
-        let (api, bound) = (api.clone(), bound.clone());
+        let (api, bound, identity) = (api.clone(), bound.clone(), identity.clone());
         async move {
             let req = match req {
                 Ok(req) => req,
@@ -28,13 +31,14 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
                 }
             };
             let ctx = Ctx {
+                identity: identity.to_string(),
                 session: bound.load(Ordering::Acquire),
                 req: req.id,
                 done_below: req.done_below,
                 min_index: req.min_index,
             };
             if let Request::Events { since, watches } = req.body {
-                return match api.events(ctx.session, since, watches) {
+                return match api.events(ctx.identity, ctx.session, since, watches) {
                     Ok(frames) => Outcome::Many(frames),
                     Err(e) => Outcome::One(ResponseFrame { index: api.applied_index(), response: Response::Err(e) }),
                 };

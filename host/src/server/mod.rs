@@ -95,6 +95,7 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
         limits: cfg.limits.clone(),
         sessions: sessions.clone(),
         watches,
+        acl: cfg.acl.parsed().map_err(anyhow::Error::msg)?,
         timeout: Duration::from_millis(cfg.raft.request_timeout_ms),
     });
     tracing::info!(id = cfg.id, %addr, "corral node listening");

@@ -2,7 +2,7 @@
 //! everything apply needs: anything non-deterministic (the time, a session's secret) is
 //! decided there.
 
-use corral_proto::{CreateMode, MultiOp};
+use corral_proto::{AclEntry, CreateMode, MultiOp};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +17,12 @@ pub struct Command {
     pub done_below: u64,
     /// The leader's configured limits, carried so every replica enforces the same ones.
     pub limits: TreeLimits,
+    /// Who asks (from the client's certificate), for ACL checks.
+    pub identity: String,
+    /// The leader found `identity` among its configured admins: no ACL check applies.
+    pub admin: bool,
+    /// The leader's configured ACL for the root while the root has none of its own.
+    pub default_acl: Vec<AclEntry>,
     pub op: Op,
 }
 
@@ -28,9 +34,19 @@ pub struct TreeLimits {
 }
 
 impl Command {
-    /// A command outside any session.
+    /// A command outside any session, with no ACL check (the system's own, and tests').
     pub fn plain(ts_ms: u64, op: Op) -> Command {
-        Command { ts_ms, session: 0, req: 0, done_below: 0, limits: TreeLimits::default(), op }
+        Command {
+            ts_ms,
+            session: 0,
+            req: 0,
+            done_below: 0,
+            limits: TreeLimits::default(),
+            identity: String::new(),
+            admin: true,
+            default_acl: Vec::new(),
+            op,
+        }
     }
 }
 
@@ -66,6 +82,11 @@ pub enum Op {
     },
     /// Nothing but the passage of (leader) time: lets TTL deadlines fire when idle.
     Tick,
+    /// Replace a node's ACL.
+    SetAcl {
+        path: String,
+        acl: Vec<AclEntry>,
+    },
 }
 
 impl std::fmt::Display for Command {
@@ -79,6 +100,7 @@ impl std::fmt::Display for Command {
             Op::CloseSession => write!(f, "close session {:#x}", self.session),
             Op::ExpireSessions { ids } => write!(f, "expire sessions {ids:x?}"),
             Op::Tick => f.write_str("tick"),
+            Op::SetAcl { path, .. } => write!(f, "set acl {path}"),
         }
     }
 }

@@ -20,6 +20,18 @@ use std::sync::{Arc, RwLock};
 use corral_proto::{Error, Event, Reply, Stat};
 
 pub use command::{Command, Op, TreeLimits};
+
+/// The ACL that governs a node whose own ACL is `own` (empty: `default`).
+pub fn effective_acl_of<'a>(
+    own: &'a [corral_proto::AclEntry],
+    default: &'a [corral_proto::AclEntry],
+) -> &'a [corral_proto::AclEntry] {
+    if own.is_empty() {
+        default
+    } else {
+        own
+    }
+}
 pub use snapshot::{decode as decode_snapshot, encode as encode_snapshot};
 pub use store::{KvStore, MemStore, SledStore, StoreError};
 pub use txn::Txn;
@@ -112,11 +124,19 @@ impl State {
     fn run(txn: &mut Txn<'_>, index: u64, now: u64, cmd: &Command) -> tree::Applied {
         let mut inner = txn.nested();
         let t = &mut inner;
-        let at = tree::At { index, now, session: cmd.session, limits: cmd.limits };
+        let at = tree::At {
+            index,
+            now,
+            session: cmd.session,
+            limits: cmd.limits,
+            identity: &cmd.identity,
+            admin: cmd.admin,
+            default_acl: &cmd.default_acl,
+        };
         let res = match &cmd.op {
             Op::Create { path, data, mode } => tree::create(t, &at, path, data, *mode)?,
-            Op::Set { path, data, version } => tree::set(t, index, now, path, data, *version)?,
-            Op::Delete { path, version } => tree::delete(t, index, path, *version)?,
+            Op::Set { path, data, version } => tree::set(t, &at, path, data, *version)?,
+            Op::Delete { path, version } => tree::delete(t, &at, path, *version)?,
             Op::Multi { ops } => multi::apply(t, &at, ops)?,
             Op::CreateSession { timeout_ms, secret } => Ok(session::create(t, index, *timeout_ms, secret)),
             Op::CloseSession => match session::end(t, index, cmd.session)? {
@@ -130,6 +150,7 @@ impl State {
                 Ok(Reply::Done { index })
             }
             Op::Tick => Ok(Reply::Done { index }),
+            Op::SetAcl { path, acl } => tree::set_acl(t, &at, path, acl)?,
         };
         if res.is_ok() {
             let parts = inner.into_parts();
@@ -153,6 +174,12 @@ impl State {
     pub fn session_exists(&self, id: u64) -> Result<bool, StoreError> {
         let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
         Ok(self.store.get(&keys::session(id))?.is_some())
+    }
+
+    /// A node's own ACL (empty: the default applies); None if it does not exist.
+    pub fn acl_of(&self, path: &str) -> Result<Option<Vec<corral_proto::AclEntry>>, StoreError> {
+        let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        tree::acl_of(self.store.as_ref(), path)
     }
 
     /// The earliest TTL deadline (leader time, ms).

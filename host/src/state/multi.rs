@@ -6,15 +6,14 @@ use corral_proto::{Error, MultiOp, Reply};
 use super::tree::{self, Applied, At};
 use super::txn::Txn;
 
-pub fn apply(txn: &mut Txn<'_>, at: &At, ops: &[MultiOp]) -> Applied {
-    let (index, now) = (at.index, at.now);
+pub fn apply(txn: &mut Txn<'_>, at: &At<'_>, ops: &[MultiOp]) -> Applied {
     let mut replies = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
         let res = match op {
             MultiOp::Check { path, version } => tree::check(txn, path, *version)?,
             MultiOp::Create { path, data, mode } => tree::create(txn, at, path, data, *mode)?,
-            MultiOp::Set { path, data, version } => tree::set(txn, index, now, path, data, *version)?,
-            MultiOp::Delete { path, version } => tree::delete(txn, index, path, *version)?,
+            MultiOp::Set { path, data, version } => tree::set(txn, at, path, data, *version)?,
+            MultiOp::Delete { path, version } => tree::delete(txn, at, path, *version)?,
         };
         match res {
             Ok(r) => replies.push(r),

@@ -105,7 +105,7 @@ fn same_commands_give_identical_state_and_snapshots_roundtrip() {
 }
 
 fn in_session(s: &State, index: u64, ts: u64, session: u64, req: u64, op: Op) -> Result<Reply, Error> {
-    let cmd = Command { ts_ms: ts, session, req, done_below: 0, limits: TreeLimits::default(), op };
+    let cmd = Command { session, req, ..Command::plain(ts, op) };
     s.with_txn(|t| State::apply(t, index, &cmd)).expect("store")
 }
 
@@ -233,4 +233,33 @@ fn limits_on_children_and_nodes_refuse_cleanly() {
     assert!(matches!(limited(5, "/b", 0, 3), Err(Error::LimitReached { limit: 3, .. })), "3 nodes exist");
     run(&s, 6, 1, Op::Delete { path: "/a/1".into(), version: None }).expect("delete");
     limited(7, "/b", 0, 3).expect("room again after a delete");
+}
+
+#[test]
+fn acls_are_checked_in_apply_and_inherited_on_create() {
+    let s = state();
+    let as_user = |index: u64, who: &str, op: Op| {
+        let cmd = Command {
+            identity: who.into(),
+            admin: who == "root",
+            default_acl: corral_proto::acl::parse("*:rwcda").expect("acl"),
+            ..Command::plain(1, op)
+        };
+        s.with_txn(|t| State::apply(t, index, &cmd)).expect("store")
+    };
+    as_user(1, "alice", create("/app")).expect("anyone may create under the open root");
+    let acl = corral_proto::acl::parse("alice:rwcda,bob:r").expect("acl");
+    as_user(2, "alice", Op::SetAcl { path: "/app".into(), acl: acl.clone() }).expect("alice is admin of /app");
+    as_user(3, "alice", create("/app/x")).expect("alice may create children");
+    assert_eq!(s.acl_of("/app/x").expect("store"), Some(acl), "a child inherits its parent's ACL");
+    let denied = [
+        as_user(4, "bob", Op::Set { path: "/app/x".into(), data: vec![1], version: None }),
+        as_user(5, "bob", create("/app/y")),
+        as_user(6, "bob", Op::Delete { path: "/app/x".into(), version: None }),
+        as_user(7, "bob", Op::SetAcl { path: "/app".into(), acl: vec![] }),
+    ];
+    for d in denied {
+        assert!(matches!(d, Err(Error::NoAuth { .. }) | Err(Error::BadRequest { .. })), "{d:?}");
+    }
+    as_user(8, "root", Op::Set { path: "/app/x".into(), data: vec![2], version: None }).expect("admins bypass");
 }

@@ -2,7 +2,7 @@
 //! Key layout in `keys`. The root `/` always exists; until first written it has a zero stat.
 
 use bincode::Options;
-use corral_proto::{path, CreateMode, Error, EventKind, Reply, Stat};
+use corral_proto::{acl, path, AclEntry, CreateMode, Error, EventKind, Reply, Stat};
 use serde::{Deserialize, Serialize};
 
 use super::command::TreeLimits;
@@ -22,6 +22,9 @@ pub struct NodeRecord {
     pub container: bool,
     /// 0, or: deleted once unmodified for this long while childless.
     pub ttl_ms: u64,
+    /// Who may do what; copied from the parent at creation. Empty only for a root that was
+    /// never given one: the configured default applies.
+    pub acl: Vec<AclEntry>,
 }
 
 fn opts() -> impl Options {
@@ -62,19 +65,35 @@ macro_rules! refuse {
     };
 }
 
-/// What a create needs to know about the entry it runs in.
+/// What an operation needs to know about the entry it runs in.
 #[derive(Debug, Clone, Copy)]
-pub struct At {
+pub struct At<'a> {
     pub index: u64,
     /// State-machine time (leader time, non-decreasing).
     pub now: u64,
     /// The requesting session (0: none): the owner of an ephemeral node.
     pub session: u64,
     pub limits: TreeLimits,
+    pub identity: &'a str,
+    /// Skip ACL checks (an admin identity, or the system itself).
+    pub admin: bool,
+    pub default_acl: &'a [AclEntry],
 }
 
-pub fn create(txn: &mut Txn<'_>, at: &At, p: &str, data: &[u8], mode: CreateMode) -> Applied {
-    let At { index, now, session, limits } = *at;
+/// The ACL that governs `rec`.
+fn effective_acl<'r>(rec: &'r NodeRecord, default: &'r [AclEntry]) -> &'r [AclEntry] {
+    super::effective_acl_of(&rec.acl, default)
+}
+
+fn require(at: &At<'_>, rec: &NodeRecord, path: &str, perm: u8, what: &str) -> Result<(), Error> {
+    if at.admin || acl::allows(effective_acl(rec, at.default_acl), at.identity, perm) {
+        return Ok(());
+    }
+    Err(Error::NoAuth { path: path.into(), identity: at.identity.into(), what: what.into() })
+}
+
+pub fn create(txn: &mut Txn<'_>, at: &At<'_>, p: &str, data: &[u8], mode: CreateMode) -> Applied {
+    let At { index, now, session, limits, .. } = *at;
     if let Err(e) = check_path(p) {
         refuse!(e);
     }
@@ -94,6 +113,9 @@ pub fn create(txn: &mut Txn<'_>, at: &At, p: &str, data: &[u8], mode: CreateMode
     let Some(mut prec) = load(txn, parent)? else {
         refuse!(no_node(parent));
     };
+    if let Err(e) = require(at, &prec, parent, acl::CREATE, "create children of") {
+        refuse!(e);
+    }
     if prec.stat.ephemeral_owner != 0 {
         refuse!(Error::bad_request(format!("{parent} is ephemeral and cannot have children")));
     }
@@ -130,7 +152,8 @@ pub fn create(txn: &mut Txn<'_>, at: &At, p: &str, data: &[u8], mode: CreateMode
         ..Stat::default()
     };
     let ttl_ms = mode.ttl_ms.unwrap_or(0);
-    save(txn, &actual, &NodeRecord { stat, data: data.to_vec(), container: mode.container, ttl_ms });
+    let acl = effective_acl(&prec, at.default_acl).to_vec();
+    save(txn, &actual, &NodeRecord { stat, data: data.to_vec(), container: mode.container, ttl_ms, acl });
     txn.put(keys::child(parent, path::name(&actual)), Vec::new());
     if owner != 0 {
         txn.put(keys::ephemeral(owner, &actual), Vec::new());
@@ -148,13 +171,17 @@ pub fn create(txn: &mut Txn<'_>, at: &At, p: &str, data: &[u8], mode: CreateMode
     Ok(Ok(Reply::Created { path: actual, stat }))
 }
 
-pub fn set(txn: &mut Txn<'_>, index: u64, now: u64, p: &str, data: &[u8], version: Option<u64>) -> Applied {
+pub fn set(txn: &mut Txn<'_>, at: &At<'_>, p: &str, data: &[u8], version: Option<u64>) -> Applied {
+    let (index, now) = (at.index, at.now);
     if let Err(e) = check_path(p) {
         refuse!(e);
     }
     let Some(mut rec) = load(txn, p)? else {
         refuse!(no_node(p));
     };
+    if let Err(e) = require(at, &rec, p, acl::WRITE, "write") {
+        refuse!(e);
+    }
     if let Some(v) = version {
         if v != rec.stat.version {
             refuse!(Error::BadVersion { path: p.into(), expected: v, actual: rec.stat.version });
@@ -175,7 +202,8 @@ pub fn set(txn: &mut Txn<'_>, index: u64, now: u64, p: &str, data: &[u8], versio
 }
 
 /// A client's delete: checks the path, the version and that there are no children.
-pub fn delete(txn: &mut Txn<'_>, index: u64, p: &str, version: Option<u64>) -> Applied {
+pub fn delete(txn: &mut Txn<'_>, at: &At<'_>, p: &str, version: Option<u64>) -> Applied {
+    let index = at.index;
     if let Err(e) = check_path(p) {
         refuse!(e);
     }
@@ -185,6 +213,12 @@ pub fn delete(txn: &mut Txn<'_>, index: u64, p: &str, version: Option<u64>) -> A
     let Some(rec) = load(txn, p)? else {
         refuse!(no_node(p));
     };
+    let parent = path::parent(p);
+    if let Some(prec) = load(txn, parent)? {
+        if let Err(e) = require(at, &prec, parent, acl::DELETE, "delete children of") {
+            refuse!(e);
+        }
+    }
     if let Some(v) = version {
         if v != rec.stat.version {
             refuse!(Error::BadVersion { path: p.into(), expected: v, actual: rec.stat.version });
@@ -206,6 +240,30 @@ pub fn node_count(txn: &Txn<'_>) -> Result<u64, StoreError> {
 
 fn set_node_count(txn: &mut Txn<'_>, n: u64) {
     txn.put_meta(NODE_COUNT, n.to_le_bytes().to_vec());
+}
+
+/// Replace a node's ACL (the admin permission on it is needed).
+pub fn set_acl(txn: &mut Txn<'_>, at: &At<'_>, p: &str, new: &[AclEntry]) -> Applied {
+    if let Err(e) = check_path(p) {
+        refuse!(e);
+    }
+    if new.is_empty() {
+        refuse!(Error::bad_request("an ACL needs at least one entry"));
+    }
+    let Some(mut rec) = load(txn, p)? else {
+        refuse!(no_node(p));
+    };
+    if let Err(e) = require(at, &rec, p, acl::ADMIN, "change the ACL of") {
+        refuse!(e);
+    }
+    rec.acl = new.to_vec();
+    save(txn, p, &rec);
+    Ok(Ok(Reply::Stat(Some(rec.stat))))
+}
+
+/// The node's own ACL (empty: the default applies), or None if there is no such node.
+pub fn acl_of(store: &dyn KvStore, p: &str) -> Result<Option<Vec<AclEntry>>, StoreError> {
+    Ok(from_raw(store.get(&keys::node(p))?, p)?.map(|rec| rec.acl))
 }
 
 /// `multi`'s check: the node exists (at `version`).
