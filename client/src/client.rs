@@ -402,6 +402,22 @@ impl Client {
         }
     }
 
+    /// `exists`, and watch the node being created, changed or deleted (one-shot).
+    pub async fn exists_watch(&self, path: &str) -> Result<Option<Stat>, ClientError> {
+        let req = Request::Exists { path: path.into(), consistency: Consistency::Linearizable, watch: true };
+        match self.request(req).await? {
+            Reply::Stat(stat) => {
+                let at = match stat {
+                    Some(s) => (s.mzxid, u32::MAX),
+                    None => self.inner.watches.lock().unwrap_or_else(|p| p.into_inner()).since,
+                };
+                self.remember_watch(WatchSpec::new(path, WatchKind::Exists), at);
+                Ok(stat)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// `children`, and watch them (one-shot; needs a session).
     pub async fn children_watch(&self, path: &str) -> Result<Vec<String>, ClientError> {
         let req = Request::Children { path: path.into(), consistency: Consistency::Linearizable, watch: true };

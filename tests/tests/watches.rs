@@ -110,6 +110,11 @@ async fn one_shot_watches_fire_once() -> anyhow::Result<()> {
     client.delete("/x", None).await?;
     let third = tokio::time::timeout(Duration::from_secs(5), events.recv()).await?.expect("open")?;
     assert_eq!((third.path.as_str(), third.kind), ("/x", EventKind::Deleted), "a one-shot watch fired twice");
+    // An exists watch on a missing node fires when it is created.
+    assert!(client.exists_watch("/later").await?.is_none());
+    client.create("/later", b"").await?;
+    let fourth = tokio::time::timeout(Duration::from_secs(5), events.recv()).await?.expect("open")?;
+    assert_eq!((fourth.path.as_str(), fourth.kind), ("/later", EventKind::Created));
     // Watches need a session.
     let plain = c.client()?;
     assert!(matches!(
