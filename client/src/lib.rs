@@ -12,6 +12,7 @@
 mod client;
 mod config;
 mod error;
+mod events;
 pub mod tls;
 
 pub use client::Client;
