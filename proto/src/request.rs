@@ -49,11 +49,13 @@ pub enum MultiOp {
     },
     Create {
         path: String,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         mode: CreateMode,
     },
     Set {
         path: String,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         version: Option<u64>,
     },
@@ -67,6 +69,7 @@ pub enum MultiOp {
 pub enum Request {
     Create {
         path: String,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         mode: CreateMode,
     },
@@ -79,6 +82,7 @@ pub enum Request {
     /// `version`: only if the node's version equals it.
     Set {
         path: String,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         version: Option<u64>,
     },

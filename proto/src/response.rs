@@ -39,6 +39,7 @@ pub enum Reply {
         stat: Stat,
     },
     Data {
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         stat: Stat,
     },

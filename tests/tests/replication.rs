@@ -83,3 +83,26 @@ async fn leader_kill_loses_no_acknowledged_write_and_the_node_catches_up() -> an
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_behind_by_many_large_values_catches_up() -> anyhow::Result<()> {
+    let c = Cluster::start(3, NodeOpts::default()).await?;
+    let leader = c.wait_leader(Duration::from_secs(5)).await?;
+    let lagger = c.ids().into_iter().find(|&i| i != leader).expect("a follower");
+    let client = c.client_on(leader)?;
+    let t = std::time::Instant::now();
+    client.create("/probe", &vec![1u8; 1024 * 1024]).await?;
+    eprintln!("one 1 MiB create with every node up: {:?}", t.elapsed());
+    c.pause(lagger, true);
+    let value = vec![7u8; 1024 * 1024]; // the largest value allowed by default
+    for i in 0..80 {
+        client.create(&format!("/big{i:03}"), &value).await?;
+    }
+    c.pause(lagger, false);
+    // 80 MiB to send: more than one frame may carry, so the leader must batch below that.
+    let target = c.status(leader).await?.applied_index;
+    c.wait_applied(lagger, target, Duration::from_secs(60)).await?;
+    let (data, _) = c.client_on(lagger)?.get_with("/big079", Consistency::Serializable).await?;
+    assert_eq!(data.len(), value.len());
+    Ok(())
+}

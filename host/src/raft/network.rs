@@ -14,6 +14,21 @@ use super::rpc::{PeerRequest, PeerResponse};
 use super::TypeConfig;
 use crate::net::{PeerError, PeerPool};
 
+/// Bytes of entries one AppendEntries carries at most (beyond its first entry).
+const APPEND_BYTES: u64 = 2 * 1024 * 1024;
+
+/// How many of `entries`, from the first, fit in `budget` bytes (at least one, if any).
+fn prefix_within(entries: &[openraft::Entry<TypeConfig>], budget: u64) -> usize {
+    let mut used = 0u64;
+    for (i, e) in entries.iter().enumerate() {
+        used = used.saturating_add(bincode::serialized_size(e).unwrap_or(u64::MAX));
+        if i > 0 && used > budget {
+            return i;
+        }
+    }
+    entries.len()
+}
+
 pub struct Network {
     pub id: u64,
     pub pool: Arc<PeerPool>,
@@ -62,15 +77,26 @@ impl PeerLink {
 }
 
 impl RaftNetwork<TypeConfig> for PeerLink {
+    /// openraft 0.9 bounds an AppendEntries by the heartbeat interval and its batches by entry
+    /// count, not bytes: a batch of large values could never arrive in time (nor fit a
+    /// frame). So send a prefix of at most `APPEND_BYTES` (always one entry at least) and
+    /// report how far it got with `PartialSuccess`; openraft sends the rest next.
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RpcErr> {
-        match self.call(PeerRequest::AppendEntries(rpc), &option).await? {
-            PeerResponse::AppendEntries(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
-            other => Err(self.unexpected(other)),
-        }
+        let keep = prefix_within(&rpc.entries, APPEND_BYTES);
+        let partial = (keep < rpc.entries.len()).then(|| rpc.entries[keep - 1].log_id);
+        rpc.entries.truncate(keep);
+        let resp = match self.call(PeerRequest::AppendEntries(rpc), &option).await? {
+            PeerResponse::AppendEntries(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))?,
+            other => return Err(self.unexpected(other)),
+        };
+        Ok(match (resp, partial) {
+            (AppendEntriesResponse::Success, Some(last)) => AppendEntriesResponse::PartialSuccess(Some(last)),
+            (resp, _) => resp,
+        })
     }
 
     async fn install_snapshot(

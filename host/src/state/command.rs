@@ -54,11 +54,13 @@ impl Command {
 pub enum Op {
     Create {
         path: String,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         mode: CreateMode,
     },
     Set {
         path: String,
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         version: Option<u64>,
     },

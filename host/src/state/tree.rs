@@ -17,6 +17,7 @@ pub type Applied = Result<Result<Reply, Error>, StoreError>;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NodeRecord {
     pub stat: Stat,
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
     /// Deleted when its last child is deleted.
     pub container: bool,
