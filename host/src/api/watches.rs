@@ -49,8 +49,8 @@ impl Api {
             loop {
                 // Ask to be woken before looking, so an event queued in between is not missed.
                 let woken = notify.notified();
-                match api.watches.take(session) {
-                    Ok(events) => {
+                match api.watches.take(session, &notify) {
+                    Ok(Some(events)) => {
                         for ev in events {
                             // ACLs are checked when a watch fires, not only when it is set.
                             if !api.may_see(&identity, &ev) {
@@ -63,6 +63,8 @@ impl Api {
                             }
                         }
                     }
+                    // A newer stream of this session took over.
+                    Ok(None) => return,
                     Err(e) => {
                         let _ = tx.send(ResponseFrame { index: api.applied_index(), response: Response::Err(e) }).await;
                         api.watches.close(session, &notify);

@@ -49,6 +49,8 @@ pub trait EventSink: Send + Sync {
     fn publish(&self, events: Vec<Event>);
     /// The state was replaced (a snapshot was installed): no events link the old to the new.
     fn reset(&self, index: u64);
+    /// These sessions ended: forget what is kept for them.
+    fn sessions_ended(&self, ids: &[u64]);
 }
 
 #[derive(Clone)]
@@ -85,10 +87,15 @@ impl State {
         let _guard = self.lock.write().unwrap_or_else(|p| p.into_inner());
         let mut txn = Txn::new(self.store.as_ref());
         let out = f(&mut txn)?;
-        let (writes, events) = txn.into_parts();
+        let (writes, events, ended) = txn.into_parts();
         self.store.commit(writes)?;
-        if let (Some(sink), false) = (&self.sink, events.is_empty()) {
-            sink.publish(events);
+        if let Some(sink) = &self.sink {
+            if !events.is_empty() {
+                sink.publish(events);
+            }
+            if !ended.is_empty() {
+                sink.sessions_ended(&ended);
+            }
         }
         Ok(out)
     }

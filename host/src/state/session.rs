@@ -66,6 +66,7 @@ pub fn end(txn: &mut Txn<'_>, index: u64, id: u64) -> Result<bool, StoreError> {
         txn.delete(k);
     }
     txn.delete(keys::session(id));
+    txn.session_ended(id);
     Ok(true)
 }
 

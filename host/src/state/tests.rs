@@ -263,3 +263,27 @@ fn acls_are_checked_in_apply_and_inherited_on_create() {
     }
     as_user(8, "root", Op::Set { path: "/app/x".into(), data: vec![2], version: None }).expect("admins bypass");
 }
+
+#[test]
+fn the_sink_hears_of_events_and_of_ended_sessions() {
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<(Vec<Event>, Vec<u64>)>);
+    impl EventSink for Recorder {
+        fn publish(&self, events: Vec<Event>) {
+            self.0.lock().unwrap().0.extend(events);
+        }
+        fn reset(&self, _: u64) {}
+        fn sessions_ended(&self, ids: &[u64]) {
+            self.0.lock().unwrap().1.extend_from_slice(ids);
+        }
+    }
+    let rec = Arc::new(Recorder::default());
+    let s = State::new(Arc::new(MemStore::default())).with_sink(rec.clone());
+    let sid = new_session(&s, 1);
+    run(&s, 2, 1, create("/a")).expect("create");
+    run(&s, 3, 1, Op::ExpireSessions { ids: vec![sid, 999] }).expect("expire");
+    let (events, ended) = rec.0.lock().unwrap().clone();
+    let kinds: Vec<(u64, u32, &str)> = events.iter().map(|e| (e.index, e.seq, e.path.as_str())).collect();
+    assert_eq!(kinds, vec![(2, 0, "/a"), (2, 1, "/")], "a create: the node, then its parent");
+    assert_eq!(ended, vec![sid], "only sessions that existed are reported");
+}

@@ -21,6 +21,8 @@ pub struct Txn<'a> {
     writes: Writes,
     /// Events the writes produce, in order; stamped with their entry's index by the caller.
     events: Vec<Event>,
+    /// Sessions these writes ended (closed or expired).
+    ended: Vec<u64>,
 }
 
 enum TxnBase<'a> {
@@ -30,21 +32,26 @@ enum TxnBase<'a> {
 
 impl<'a> Txn<'a> {
     pub fn new(store: &'a dyn KvStore) -> Self {
-        Txn { base: TxnBase::Store(store), writes: Writes::new(), events: Vec::new() }
+        Txn { base: TxnBase::Store(store), writes: Writes::new(), events: Vec::new(), ended: Vec::new() }
     }
 
     /// An overlay on top of this one, to be absorbed on success or dropped on failure.
     pub fn nested(&self) -> Txn<'_> {
-        Txn { base: TxnBase::Parent(self), writes: Writes::new(), events: Vec::new() }
+        Txn { base: TxnBase::Parent(self), writes: Writes::new(), events: Vec::new(), ended: Vec::new() }
     }
 
-    pub fn absorb(&mut self, (writes, events): (Writes, Vec<Event>)) {
+    pub fn absorb(&mut self, (writes, events, ended): (Writes, Vec<Event>, Vec<u64>)) {
         self.writes.extend(writes);
         self.events.extend(events);
+        self.ended.extend(ended);
     }
 
-    pub fn into_parts(self) -> (Writes, Vec<Event>) {
-        (self.writes, self.events)
+    pub fn into_parts(self) -> (Writes, Vec<Event>, Vec<u64>) {
+        (self.writes, self.events, self.ended)
+    }
+
+    pub fn session_ended(&mut self, id: u64) {
+        self.ended.push(id);
     }
 
     pub fn emit(&mut self, path: &str, kind: EventKind) {

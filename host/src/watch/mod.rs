@@ -114,15 +114,20 @@ impl WatchHub {
         Ok(notify)
     }
 
-    /// Take what is queued for `session`.
-    pub fn take(&self, session: u64) -> Result<Vec<Event>, Error> {
+    /// Take what is queued for the stream of `session` that waits on `notify`: `Ok(None)` if
+    /// another stream has replaced it (so an old stream never drains a new one's queue),
+    /// `SessionExpired` if the session has ended.
+    pub fn take(&self, session: u64, notify: &Arc<Notify>) -> Result<Option<Vec<Event>>, Error> {
         let mut hub = self.hub();
         let floor = hub.floor.0;
-        let Some(sub) = hub.subs.get_mut(&session) else { return Ok(Vec::new()) };
+        let Some(sub) = hub.subs.get_mut(&session) else { return Err(Error::SessionExpired { id: session }) };
+        if !Arc::ptr_eq(&sub.notify, notify) {
+            return Ok(None);
+        }
         if sub.overflowed {
             return Err(Error::ResyncNeeded { since: 0, oldest: floor });
         }
-        Ok(sub.queue.drain(..).collect())
+        Ok(Some(sub.queue.drain(..).collect()))
     }
 
     /// The session's stream here ended.
@@ -153,6 +158,16 @@ impl EventSink for WatchHub {
         }
     }
 
+    fn sessions_ended(&self, ids: &[u64]) {
+        let mut hub = self.hub();
+        for id in ids {
+            if let Some(sub) = hub.subs.remove(id) {
+                // Wake its stream so it sees the session is gone and ends.
+                sub.notify.notify_one();
+            }
+        }
+    }
+
     fn reset(&self, index: u64) {
         let mut hub = self.hub();
         hub.history.clear();
@@ -176,21 +191,36 @@ mod tests {
         let hub = WatchHub::new(100, 0);
         hub.publish(vec![ev(1, 0, "/a"), ev(1, 1, "/b"), ev(2, 0, "/a/x"), ev(3, 0, "/c")]);
         let rec = vec![(WatchSpec::new("/a", WatchKind::PersistentRecursive), (0, 0))];
-        hub.resume(7, rec.clone(), (1, 0)).expect("resume");
-        assert_eq!(hub.take(7).expect("take"), vec![ev(2, 0, "/a/x")]);
+        let n7 = hub.resume(7, rec.clone(), (1, 0)).expect("resume");
+        assert_eq!(hub.take(7, &n7).expect("take"), Some(vec![ev(2, 0, "/a/x")]));
         // A watch set at (2, 0) does not see what came before it.
-        hub.resume(8, vec![(WatchSpec::new("/a", WatchKind::PersistentRecursive), (2, 0))], (0, 0)).expect("resume");
-        assert_eq!(hub.take(8).expect("take"), Vec::<Event>::new());
+        let n8 = hub
+            .resume(8, vec![(WatchSpec::new("/a", WatchKind::PersistentRecursive), (2, 0))], (0, 0))
+            .expect("resume");
+        assert_eq!(hub.take(8, &n8).expect("take"), Some(vec![]));
         hub.publish(vec![ev(4, 0, "/a")]);
-        assert_eq!(hub.take(7).expect("take"), vec![ev(4, 0, "/a")]);
+        // A newer stream of session 7 owns the queue; the old one gets nothing.
+        let newer = hub.resume(7, rec.clone(), (3, 0)).expect("resume");
+        assert_eq!(hub.take(7, &n7).expect("take"), None);
+        assert_eq!(hub.take(7, &newer).expect("take"), Some(vec![ev(4, 0, "/a")]));
+    }
+
+    #[test]
+    fn an_ended_session_is_forgotten_and_its_stream_told() {
+        let hub = WatchHub::new(10, 0);
+        let n = hub.resume(5, vec![(WatchSpec::new("/a", WatchKind::Persistent), (0, 0))], hub.head()).expect("resume");
+        hub.sessions_ended(&[5]);
+        hub.publish(vec![ev(1, 0, "/a")]);
+        assert!(hub.hub().subs.is_empty(), "the ended session's watches were kept");
+        assert!(matches!(hub.take(5, &n), Err(Error::SessionExpired { .. })), "its stream is told");
     }
 
     #[test]
     fn one_shot_fires_once_and_old_positions_need_a_resync() {
         let hub = WatchHub::new(2, 0);
-        hub.add(1, WatchSpec::new("/a", WatchKind::Data), hub.head());
+        let n = hub.resume(1, vec![(WatchSpec::new("/a", WatchKind::Data), hub.head())], hub.head()).expect("resume");
         hub.publish(vec![ev(1, 0, "/a"), ev(2, 0, "/a")]);
-        assert_eq!(hub.take(1).expect("take").len(), 1, "a one-shot watch fires once");
+        assert_eq!(hub.take(1, &n).expect("take").map(|v| v.len()), Some(1), "a one-shot watch fires once");
         hub.publish(vec![ev(3, 0, "/z"), ev(4, 0, "/z")]);
         let data = |at| vec![(WatchSpec::new("/a", WatchKind::Data), at)];
         let res = hub.resume(1, data((0, 0)), (1, 0));
