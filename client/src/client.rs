@@ -44,6 +44,10 @@ pub(crate) struct Inner {
     session: std::sync::Mutex<Option<Session>>,
     /// The session's watches and where its event stream is.
     pub(crate) watches: std::sync::Mutex<crate::events::Watches>,
+    /// Held while a watch is being added (sent and recorded) and while the event stream
+    /// opens (until the node confirms): the stream's list of watches replaces the node's, so
+    /// the two must not interleave.
+    pub(crate) watch_gate: Mutex<()>,
     /// Ids of requests still waiting for their reply: the smallest is `done_below`.
     inflight: std::sync::Mutex<BTreeSet<u64>>,
 }
@@ -99,6 +103,7 @@ impl Client {
                 timeout: Duration::from_millis(cfg.timeout_ms.max(1)),
                 session: std::sync::Mutex::new(None),
                 watches: std::sync::Mutex::new(crate::events::Watches::default()),
+                watch_gate: Mutex::new(()),
                 inflight: std::sync::Mutex::new(BTreeSet::new()),
             }),
         })

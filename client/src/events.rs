@@ -27,6 +27,7 @@ pub(crate) struct Watches {
 impl Client {
     /// `get`, and watch the node's data (one-shot; needs a session; see [`Client::events`]).
     pub async fn get_watch(&self, path: &str) -> Result<(Vec<u8>, Stat), ClientError> {
+        let _gate = self.inner.watch_gate.lock().await;
         match self
             .request(Request::Get { path: path.into(), consistency: Consistency::Linearizable, watch: true })
             .await?
@@ -41,6 +42,7 @@ impl Client {
 
     /// `exists`, and watch the node being created, changed or deleted (one-shot).
     pub async fn exists_watch(&self, path: &str) -> Result<Option<Stat>, ClientError> {
+        let _gate = self.inner.watch_gate.lock().await;
         let req = Request::Exists { path: path.into(), consistency: Consistency::Linearizable, watch: true };
         match self.request(req).await? {
             Reply::Stat(stat) => {
@@ -57,6 +59,7 @@ impl Client {
 
     /// `children`, and watch them (one-shot; needs a session).
     pub async fn children_watch(&self, path: &str) -> Result<Vec<String>, ClientError> {
+        let _gate = self.inner.watch_gate.lock().await;
         let req = Request::Children { path: path.into(), consistency: Consistency::Linearizable, watch: true };
         match self.request(req).await? {
             Reply::Children(c) => {
@@ -72,6 +75,7 @@ impl Client {
     /// Add a watch (persistent ones stay until the session ends); events arrive on
     /// [`Client::events`].
     pub async fn add_watch(&self, spec: WatchSpec) -> Result<(), ClientError> {
+        let _gate = self.inner.watch_gate.lock().await;
         match self.request(Request::AddWatch { spec: spec.clone() }).await? {
             Reply::Done { index } => {
                 self.remember_watch(spec, (index, u32::MAX));
@@ -122,6 +126,7 @@ pub(crate) async fn event_stream(weak: Weak<Inner>) {
                 continue;
             }
         };
+        let gate = client.inner.watch_gate.lock().await;
         let (since, watches) = {
             let w = client.inner.watches.lock().unwrap_or_else(|p| p.into_inner());
             (w.since, w.specs.clone())
@@ -129,13 +134,32 @@ pub(crate) async fn event_stream(weak: Weak<Inner>) {
         let id = client.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let min_index = client.seen_index();
         let req = RequestFrame { id, done_below: 0, min_index, body: Request::Events { since, watches } };
-        drop(client); // hold only the weak reference while waiting for events
         let Ok((mut tx, mut rx)) = conn.open_bi().await else { continue };
         let Ok(bytes) = frame::encode(&req) else { return };
         if tx.write_all(&bytes).await.is_err() {
             continue;
         }
         let _ = tx.finish();
+        // Wait for the node to confirm the stream before letting new watches through.
+        match frame::read::<ResponseFrame, _>(&mut rx).await.map(|f| f.response) {
+            Ok(Response::Ok(Reply::Done { .. })) => {}
+            Ok(Response::Err(e)) => {
+                let mut w = client.inner.watches.lock().unwrap_or_else(|p| p.into_inner());
+                if let ServerError::ResyncNeeded { oldest, .. } = &e {
+                    w.since = (*oldest, u32::MAX);
+                }
+                if let Some(tx) = &w.tx {
+                    let _ = tx.send(Err(e.clone()));
+                }
+                if matches!(e, ServerError::SessionExpired { .. } | ServerError::NoSession) {
+                    return;
+                }
+                continue;
+            }
+            _ => continue,
+        }
+        drop(gate);
+        drop(client); // hold only the weak reference while waiting for events
         loop {
             let frame = frame::read::<ResponseFrame, _>(&mut rx).await.map(|f| f.response);
             let Some(inner) = weak.upgrade() else { return };

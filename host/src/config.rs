@@ -185,6 +185,9 @@ pub struct TestHooks {
     pub wal_drop_unsynced_ms: Option<u64>,
     /// WAL segment size (small values exercise rolling and purging).
     pub wal_segment_bytes: Option<u64>,
+    /// A deliberate bug, to prove the linearizability checker can fail: serve linearizable
+    /// reads from the local replica without asking the leader (ReadIndex skipped).
+    pub stale_reads: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

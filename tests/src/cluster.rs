@@ -19,6 +19,8 @@ pub struct NodeOpts {
     pub wal_drop_unsynced_ms: Option<u64>,
     pub max_data_bytes: Option<usize>,
     pub max_children: Option<u64>,
+    /// The deliberate stale-read bug (see `[test] stale_reads`).
+    pub stale_reads: bool,
 }
 
 struct Node {
@@ -97,6 +99,9 @@ impl Cluster {
         text += "[test]\n";
         if let Some(v) = o.wal_segment_bytes {
             text += &format!("wal_segment_bytes = {v}\n");
+        }
+        if o.stale_reads {
+            text += "stale_reads = true\n";
         }
         if let Some(v) = o.wal_drop_unsynced_ms {
             text += &format!("wal_drop_unsynced_ms = {v}\n");

@@ -3,6 +3,7 @@
 //! [`Cluster`] is dropped, and also dies with the test process (PR_SET_PDEATHSIG), so no test
 //! leaves a server behind.
 
+pub mod checker;
 mod cluster;
 pub mod proc;
 pub mod raw;

@@ -49,6 +49,8 @@ pub struct Api {
     pub sessions: Arc<Sessions>,
     pub watches: Arc<WatchHub>,
     pub acl: AclConfig,
+    /// Test-only: the deliberate stale-read bug (`[test] stale_reads`).
+    pub stale_reads: bool,
     /// How long one request may wait for a leader, a quorum or the local replica.
     pub timeout: Duration,
 }

@@ -80,7 +80,7 @@ impl Api {
     }
 
     async fn barrier(&self, c: Consistency) -> Result<u64, Error> {
-        if c == Consistency::Serializable {
+        if c == Consistency::Serializable || self.stale_reads {
             return Ok(self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index));
         }
         let deadline = Instant::now() + self.timeout;

@@ -45,7 +45,15 @@ impl Api {
         let notify = self.watches.resume(session, watches, since)?;
         let (tx, rx) = mpsc::channel(256);
         let api = self.clone();
+        // The first frame says the stream is open: the client holds back new watches until
+        // then, so a watch added meanwhile is never overwritten by the list sent with it.
+        let head = self.watches.head().0;
         tokio::spawn(async move {
+            let opened = ResponseFrame { index: head, response: Response::Ok(Reply::Done { index: head }) };
+            if tx.send(opened).await.is_err() {
+                api.watches.close(session, &notify);
+                return;
+            }
             loop {
                 // Ask to be woken before looking, so an event queued in between is not missed.
                 let woken = notify.notified();

@@ -96,8 +96,12 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
         sessions: sessions.clone(),
         watches,
         acl: cfg.acl.parsed().map_err(anyhow::Error::msg)?,
+        stale_reads: cfg.test.stale_reads,
         timeout: Duration::from_millis(cfg.raft.request_timeout_ms),
     });
+    if cfg.test.stale_reads {
+        tracing::warn!("[test] stale_reads is on: linearizable reads are NOT linearizable");
+    }
     tracing::info!(id = cfg.id, %addr, "corral node listening");
     on_ready(addr);
 
