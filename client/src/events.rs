@@ -27,49 +27,53 @@ pub(crate) struct Watches {
 impl Client {
     /// `get`, and watch the node's data (one-shot; needs a session; see [`Client::events`]).
     pub async fn get_watch(&self, path: &str) -> Result<(Vec<u8>, Stat), ClientError> {
-        let _gate = self.inner.watch_gate.lock().await;
-        match self
-            .request(Request::Get { path: path.into(), consistency: Consistency::Linearizable, watch: true })
-            .await?
-        {
-            Reply::Data { data, stat } => {
-                self.remember_watch(WatchSpec::new(path, WatchKind::Data), (stat.mzxid, u32::MAX));
-                Ok((data, stat))
-            }
+        let req = Request::Get { path: path.into(), consistency: Consistency::Linearizable, watch: true };
+        // The data's last change is exactly where the watch starts: nothing older can match.
+        let at = |r: &Reply| match r {
+            Reply::Data { stat, .. } => Some((stat.mzxid, u32::MAX)),
+            _ => None,
+        };
+        match self.read_and_watch(req, WatchSpec::new(path, WatchKind::Data), at).await? {
+            Reply::Data { data, stat } => Ok((data, stat)),
             other => Err(unexpected(other)),
         }
     }
 
     /// `exists`, and watch the node being created, changed or deleted (one-shot).
     pub async fn exists_watch(&self, path: &str) -> Result<Option<Stat>, ClientError> {
-        let _gate = self.inner.watch_gate.lock().await;
         let req = Request::Exists { path: path.into(), consistency: Consistency::Linearizable, watch: true };
-        match self.request(req).await? {
-            Reply::Stat(stat) => {
-                let at = match stat {
-                    Some(s) => (s.mzxid, u32::MAX),
-                    None => self.inner.watches.lock().unwrap_or_else(|p| p.into_inner()).since,
-                };
-                self.remember_watch(WatchSpec::new(path, WatchKind::Exists), at);
-                Ok(stat)
-            }
+        let at = |r: &Reply| match r {
+            Reply::Stat(Some(stat)) => Some((stat.mzxid, u32::MAX)),
+            _ => None,
+        };
+        match self.read_and_watch(req, WatchSpec::new(path, WatchKind::Exists), at).await? {
+            Reply::Stat(stat) => Ok(stat),
             other => Err(unexpected(other)),
         }
     }
 
     /// `children`, and watch them (one-shot; needs a session).
     pub async fn children_watch(&self, path: &str) -> Result<Vec<String>, ClientError> {
-        let _gate = self.inner.watch_gate.lock().await;
         let req = Request::Children { path: path.into(), consistency: Consistency::Linearizable, watch: true };
-        match self.request(req).await? {
-            Reply::Children(c) => {
-                // The stream position is a safe lower bound: nothing older can match.
-                let since = self.inner.watches.lock().unwrap_or_else(|p| p.into_inner()).since;
-                self.remember_watch(WatchSpec::new(path, WatchKind::Children), since);
-                Ok(c)
-            }
+        match self.read_and_watch(req, WatchSpec::new(path, WatchKind::Children), |_| None).await? {
+            Reply::Children(c) => Ok(c),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Send a read that sets a watch and record the watch at the position `at` finds in the
+    /// reply (else the stream position, a safe lower bound: nothing older can match).
+    async fn read_and_watch(
+        &self,
+        req: Request,
+        spec: WatchSpec,
+        at: impl FnOnce(&Reply) -> Option<(u64, u32)>,
+    ) -> Result<Reply, ClientError> {
+        let _gate = self.inner.watch_gate.lock().await;
+        let reply = self.request(req).await?;
+        let pos = at(&reply).unwrap_or_else(|| self.inner.watches.lock().unwrap_or_else(|p| p.into_inner()).since);
+        self.remember_watch(spec, pos);
+        Ok(reply)
     }
 
     /// Add a watch (persistent ones stay until the session ends); events arrive on
@@ -144,14 +148,7 @@ pub(crate) async fn event_stream(weak: Weak<Inner>) {
         match frame::read::<ResponseFrame, _>(&mut rx).await.map(|f| f.response) {
             Ok(Response::Ok(Reply::Done { .. })) => {}
             Ok(Response::Err(e)) => {
-                let mut w = client.inner.watches.lock().unwrap_or_else(|p| p.into_inner());
-                if let ServerError::ResyncNeeded { oldest, .. } = &e {
-                    w.since = (*oldest, u32::MAX);
-                }
-                if let Some(tx) = &w.tx {
-                    let _ = tx.send(Err(e.clone()));
-                }
-                if matches!(e, ServerError::SessionExpired { .. } | ServerError::NoSession) {
+                if stream_error(&mut client.inner.watches.lock().unwrap_or_else(|p| p.into_inner()), e) {
                     return;
                 }
                 continue;
@@ -176,13 +173,7 @@ pub(crate) async fn event_stream(weak: Weak<Inner>) {
                     }
                 }
                 Ok(Response::Err(e)) => {
-                    if let ServerError::ResyncNeeded { oldest, .. } = &e {
-                        w.since = (*oldest, u32::MAX);
-                    }
-                    if let Some(tx) = &w.tx {
-                        let _ = tx.send(Err(e.clone()));
-                    }
-                    if matches!(e, ServerError::SessionExpired { .. } | ServerError::NoSession) {
+                    if stream_error(&mut w, e) {
                         return;
                     }
                     break;
@@ -193,4 +184,17 @@ pub(crate) async fn event_stream(weak: Weak<Inner>) {
         // Let the heartbeat notice a dead node and move the connection first.
         tokio::time::sleep(RETRY_BACKOFF).await;
     }
+}
+
+/// Hand a stream error to the application; true if the session is gone (stop streaming).
+/// After `ResyncNeeded` the stream restarts from the oldest position the node keeps.
+fn stream_error(w: &mut Watches, e: ServerError) -> bool {
+    if let ServerError::ResyncNeeded { oldest, .. } = &e {
+        w.since = (*oldest, u32::MAX);
+    }
+    let gone = matches!(e, ServerError::SessionExpired { .. } | ServerError::NoSession);
+    if let Some(tx) = &w.tx {
+        let _ = tx.send(Err(e));
+    }
+    gone
 }
