@@ -55,7 +55,6 @@ impl Api {
         Ok(Reply::Done { index })
     }
 
-    /// Make the local replica at least as fresh as `c` requires; returns the index reached.
     /// Wait until this replica has applied `index` (bounded by the request timeout).
     pub(super) async fn wait_applied(&self, index: u64) -> Result<(), Error> {
         self.raft
@@ -71,17 +70,14 @@ impl Api {
         self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index)
     }
 
-    pub(super) async fn sync_barrier(&self, c: Consistency) -> Result<u64, Error> {
-        self.barrier(c).await
-    }
-
     pub(super) async fn linearizable(&self) -> Result<u64, Error> {
         self.barrier(Consistency::Linearizable).await
     }
 
+    /// Make the local replica at least as fresh as `c` requires; returns the index reached.
     async fn barrier(&self, c: Consistency) -> Result<u64, Error> {
         if c == Consistency::Serializable || self.stale_reads {
-            return Ok(self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index));
+            return Ok(self.applied_index());
         }
         let deadline = Instant::now() + self.timeout;
         let index = self.read_index(deadline).await?;

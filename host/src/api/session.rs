@@ -2,7 +2,7 @@
 //! replica; if it is not there, the replica may just be behind (the session was created a
 //! moment ago through another node), so it is made linearizable and asked again.
 
-use corral_proto::{Consistency, Error, Reply};
+use corral_proto::{Error, Reply};
 
 use super::{store_err, Api};
 use crate::state::StoreError;
@@ -21,7 +21,7 @@ impl Api {
         }
         let live = self.fresh(|| Ok(self.state.session_exists(session)?.then_some(()))).await?;
         live.ok_or(Error::SessionExpired { id: session })?;
-        Ok(Reply::Done { index: self.raft.metrics().borrow().last_applied.map_or(0, |l| l.index) })
+        Ok(Reply::Done { index: self.applied_index() })
     }
 
     /// `look` on this replica; if it finds nothing, again after a linearizable barrier.
@@ -29,7 +29,7 @@ impl Api {
         if let Some(found) = look().map_err(store_err)? {
             return Ok(Some(found));
         }
-        self.sync_barrier(Consistency::Linearizable).await?;
+        self.linearizable().await?;
         look().map_err(store_err)
     }
 }

@@ -95,14 +95,10 @@ impl StateMachine {
 }
 
 impl StateMachine {
-    /// The applied log index recorded in `store` (0 if none): where a fresh watch history
+    /// The applied log index recorded in `state` (0 if none): where a fresh watch history
     /// starts, before openraft replays the rest.
-    pub fn applied_index(store: &dyn crate::state::KvStore) -> Result<u64, StorageError> {
-        let applied: Option<LogId> = match store.get(b"m/applied").map_err(sm_err)? {
-            Some(b) => opts().deserialize(&b).map_err(sm_err)?,
-            None => None,
-        };
-        Ok(applied.map_or(0, |l| l.index))
+    pub fn applied_index(state: &State) -> Result<u64, StorageError> {
+        Ok(read_applied(state)?.0.map_or(0, |l| l.index))
     }
 }
 

@@ -56,9 +56,10 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
     };
     let log = LogStore::open(&cfg.data_dir, wal_opts).context("opening the Raft log")?;
     let store = SledStore::open(&cfg.data_dir.join("state")).context("opening the state store")?;
-    let applied_at_start = StateMachine::applied_index(&store).context("reading the applied index")?;
+    let state = State::new(Arc::new(store));
+    let applied_at_start = StateMachine::applied_index(&state).context("reading the applied index")?;
     let watches = Arc::new(WatchHub::new(cfg.limits.watch_history, applied_at_start));
-    let state = State::new(Arc::new(store)).with_sink(watches.clone());
+    let state = state.with_sink(watches.clone());
     let power_loss_model = cfg.test.wal_drop_unsynced_ms.is_some();
     let sm = StateMachine::open(&cfg.data_dir, state.clone(), power_loss_model).context("opening the state machine")?;
 

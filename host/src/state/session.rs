@@ -87,13 +87,22 @@ pub fn remember(
     save(txn, id, &rec);
 }
 
-/// Every live session: (id, timeout ms). For the leader's expiry check.
+/// Every live session: (id, timeout ms). For the leader's expiry check, every tick: it reads
+/// only the record's first field, not its cache of replies.
 pub fn list(store: &dyn KvStore) -> Result<Vec<(u64, u64)>, StoreError> {
+    #[derive(Deserialize)]
+    struct Head {
+        timeout_ms: u64,
+    }
     let mut out = Vec::new();
     for (k, v) in store.scan_prefix(keys::SESSION_PREFIX)? {
         let id = k.get(keys::SESSION_PREFIX.len()..).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
         if let Some(id) = id {
-            out.push((id, decode(&v)?.timeout_ms));
+            let head: Head = opts()
+                .allow_trailing_bytes()
+                .deserialize(&v)
+                .map_err(|e| StoreError(format!("corrupt session record: {e}")))?;
+            out.push((id, head.timeout_ms));
         }
     }
     Ok(out)
