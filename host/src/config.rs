@@ -120,6 +120,8 @@ pub struct Limits {
     pub max_children: u64,
     /// Nodes in the whole tree (0: no limit).
     pub max_nodes: u64,
+    /// Bytes a plugin's key-value namespace may hold unless its deploy says otherwise.
+    pub plugin_quota_bytes: u64,
 }
 
 impl Default for Limits {
@@ -129,6 +131,7 @@ impl Default for Limits {
             watch_history: 100_000,
             max_children: 1_000_000,
             max_nodes: 50_000_000,
+            plugin_quota_bytes: 64 << 20,
         }
     }
 }

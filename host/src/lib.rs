@@ -7,6 +7,7 @@ pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod net;
+pub mod plugin;
 pub mod raft;
 pub mod server;
 pub mod session;

@@ -44,6 +44,16 @@ pub enum Error {
     /// The client's identity lacks a permission (r, w, c, d or a) on `path`.
     #[error("{identity} may not {what} {path}")]
     NoAuth { path: String, identity: String, what: String },
+    #[error("no plugin named {name}")]
+    NoPlugin { name: String },
+    #[error("a plugin named {name} is already deployed")]
+    PluginExists { name: String },
+    /// The upload was refused: nothing was deployed.
+    #[error("plugin {name} refused: {reason}")]
+    BadPlugin { name: String, reason: String },
+    /// The call failed (a trap, out of fuel, the plugin's own error): it changed nothing.
+    #[error("plugin {name}: {reason}")]
+    PluginFailed { name: String, reason: String },
 }
 
 impl Error {

@@ -8,6 +8,7 @@ pub mod acl;
 pub mod error;
 pub mod frame;
 pub mod path;
+pub mod plugin;
 pub mod request;
 pub mod response;
 pub mod stat;
@@ -15,6 +16,7 @@ pub mod watch;
 
 pub use acl::AclEntry;
 pub use error::Error;
+pub use plugin::{Notification, PluginInfo};
 pub use request::{Consistency, CreateMode, MultiOp, Request, RequestFrame};
 pub use response::{MemberInfo, NodeStatus, Reply, Response, ResponseFrame};
 pub use stat::Stat;

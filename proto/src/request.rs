@@ -161,6 +161,57 @@ pub enum Request {
         path: String,
         acl: Vec<crate::AclEntry>,
     },
+    /// Deploy a new plugin (admins only). `wasm`: a component, a core module made with
+    /// wit-bindgen, or a bare core module following the canonical ABI of `corral:plugin`.
+    PluginDeploy {
+        name: String,
+        #[serde(with = "serde_bytes")]
+        wasm: Vec<u8>,
+        /// Fuel per call (default: the server's).
+        fuel: Option<u64>,
+        /// Bytes its key-value namespace may hold (default: the server's).
+        quota: Option<u64>,
+        /// Who may call (`w`) and query (`r`) it; empty: anyone.
+        acl: Vec<crate::AclEntry>,
+    },
+    /// Replace a plugin's code, keeping its state; its `migrate` runs in the same entry.
+    PluginUpgrade {
+        name: String,
+        #[serde(with = "serde_bytes")]
+        wasm: Vec<u8>,
+        fuel: Option<u64>,
+    },
+    /// Remove a plugin and everything it keeps.
+    PluginRemove {
+        name: String,
+    },
+    /// The deployed plugins.
+    PluginList {
+        consistency: Consistency,
+    },
+    /// Call a plugin's `apply` (a replicated write).
+    PluginCall {
+        name: String,
+        #[serde(with = "serde_bytes")]
+        input: Vec<u8>,
+    },
+    /// Call a plugin's `query` on one replica (read-only).
+    PluginQuery {
+        name: String,
+        #[serde(with = "serde_bytes")]
+        input: Vec<u8>,
+        consistency: Consistency,
+    },
+    /// The connection's session's notifications after `after`; if there are none, wait up to
+    /// `wait_ms` for one.
+    Notifications {
+        after: (u64, u32),
+        wait_ms: u64,
+    },
+    /// The client has handled every notification up to `upto`: they leave the mailbox.
+    AckNotifications {
+        upto: (u64, u32),
+    },
 }
 
 impl Request {
@@ -176,6 +227,10 @@ impl Request {
                 | Request::Status
                 | Request::Ping
                 | Request::AttachSession { .. }
+                | Request::PluginList { .. }
+                | Request::PluginQuery { .. }
+                | Request::Notifications { .. }
+                | Request::AckNotifications { .. }
         )
     }
 }

@@ -24,10 +24,11 @@ impl Reply {
         match self {
             Reply::Created { stat, .. } => stat.czxid,
             Reply::Data { stat, .. } | Reply::Stat(Some(stat)) => stat.mzxid.max(stat.pzxid),
-            Reply::Done { index } | Reply::Session { id: index, .. } => *index,
+            Reply::Done { index } | Reply::Session { id: index, .. } | Reply::Plugin { index, .. } => *index,
             Reply::Event(ev) => ev.index,
             Reply::Multi(replies) => replies.iter().map(Reply::index).max().unwrap_or(0),
             Reply::Stat(None) | Reply::Children(_) | Reply::Status(_) | Reply::Acl(_) => 0,
+            Reply::Plugins(_) | Reply::Notifications(_) => 0,
         }
     }
 }
@@ -62,6 +63,15 @@ pub enum Reply {
     Event(crate::Event),
     /// A node's ACL.
     Acl(Vec<crate::AclEntry>),
+    /// What a plugin call or query returned; `index`: the entry it was applied at (a call), or
+    /// the index the replica had applied (a query).
+    Plugin {
+        index: u64,
+        #[serde(with = "serde_bytes")]
+        output: Vec<u8>,
+    },
+    Plugins(Vec<crate::PluginInfo>),
+    Notifications(Vec<crate::Notification>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 
 mod acl;
 mod admin;
+mod plugins;
 mod read;
 mod route;
 mod session;
@@ -48,6 +49,7 @@ pub struct Api {
     pub limits: Limits,
     pub sessions: Arc<Sessions>,
     pub watches: Arc<WatchHub>,
+    pub plugins: Arc<crate::plugin::Plugins>,
     pub acl: AclConfig,
     /// Test-only: the deliberate stale-read bug (`[test] stale_reads`).
     pub stale_reads: bool,
@@ -68,6 +70,7 @@ impl Api {
                 | Request::AttachSession { .. }
                 | Request::Ping
                 | Request::AddWatch { .. }
+                | Request::Notifications { .. }
         );
         if reads_here && ctx.min_index > 0 {
             if let Err(e) = self.wait_applied(ctx.min_index).await {
@@ -79,7 +82,18 @@ impl Api {
             | Request::Set { .. }
             | Request::Delete { .. }
             | Request::Multi { .. }
-            | Request::SetAcl { .. } => self.write(req, ctx, forwarded).await,
+            | Request::SetAcl { .. }
+            | Request::PluginDeploy { .. }
+            | Request::PluginUpgrade { .. }
+            | Request::PluginRemove { .. }
+            | Request::PluginCall { .. } => self.write(req, ctx, forwarded).await,
+            Request::AckNotifications { .. } if ctx.session == 0 => Err(Error::NoSession),
+            Request::AckNotifications { .. } => self.write(req, ctx, forwarded).await,
+            Request::PluginList { consistency } => self.plugin_list(consistency).await,
+            Request::PluginQuery { name, input, consistency } => {
+                self.plugin_query(&name, &input, consistency, &ctx).await
+            }
+            Request::Notifications { after, wait_ms } => self.notifications(&ctx, after, wait_ms).await,
             Request::GetAcl { path } => self.get_acl(&ctx, &path).await,
             Request::CreateSession { .. } => self.route(req, ctx, forwarded).await,
             Request::CloseSession if ctx.session == 0 => Err(Error::NoSession),

@@ -75,7 +75,7 @@ impl Api {
     }
 
     /// Make the local replica at least as fresh as `c` requires; returns the index reached.
-    async fn barrier(&self, c: Consistency) -> Result<u64, Error> {
+    pub(super) async fn barrier(&self, c: Consistency) -> Result<u64, Error> {
         if c == Consistency::Serializable || self.stale_reads {
             return Ok(self.applied_index());
         }

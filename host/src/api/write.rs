@@ -9,7 +9,12 @@ use crate::state::{Command, Op, TreeLimits};
 
 impl Api {
     pub(super) async fn write(&self, req: Request, ctx: Ctx, forwarded: bool) -> Result<Reply, Error> {
-        self.to_op(&req)?;
+        if is_plugin_write(&req) {
+            // Compiling is for the leader, once.
+            self.precheck_plugin(&req)?;
+        } else {
+            self.to_op(&req)?;
+        }
         self.route(req, ctx, forwarded).await
     }
 
@@ -31,6 +36,9 @@ impl Api {
     /// The state-machine operation for a write request, or why it is refused (before anything
     /// is proposed).
     pub(super) fn to_op(&self, req: &Request) -> Result<Op, Error> {
+        if is_plugin_write(req) {
+            return self.plugin_op(req);
+        }
         Ok(match req.clone() {
             Request::Create { path, data, mode } => {
                 self.check_path(&path)?;
@@ -94,6 +102,17 @@ impl Api {
             Err(e) => Err(Step::from_write_error(e)),
         }
     }
+}
+
+fn is_plugin_write(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::PluginDeploy { .. }
+            | Request::PluginUpgrade { .. }
+            | Request::PluginRemove { .. }
+            | Request::PluginCall { .. }
+            | Request::AckNotifications { .. }
+    )
 }
 
 pub(crate) fn now_ms() -> u64 {

@@ -135,7 +135,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let index = e.log_id.index;
                     let res = match &e.payload {
                         EntryPayload::Blank => Ok(corral_proto::Reply::Done { index }),
-                        EntryPayload::Normal(cmd) => State::apply(txn, index, cmd)?,
+                        EntryPayload::Normal(cmd) => self.state.apply(txn, index, cmd)?,
                         EntryPayload::Membership(m) => {
                             let stored = Membership::new(Some(e.log_id), m.clone());
                             txn.put_meta(MEMBERSHIP, opts().serialize(&stored).unwrap_or_default());

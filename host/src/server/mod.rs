@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::Api;
 use crate::config::NodeConfig;
 use crate::net::{server_config, PeerPool, TlsFiles};
+use crate::plugin::Plugins;
 use crate::raft::log_store::LogStore;
 use crate::raft::network::Network;
 use crate::raft::state_machine::StateMachine;
@@ -56,7 +57,8 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
     };
     let log = LogStore::open(&cfg.data_dir, wal_opts).context("opening the Raft log")?;
     let store = SledStore::open(&cfg.data_dir.join("state")).context("opening the state store")?;
-    let state = State::new(Arc::new(store));
+    let plugins = Plugins::new(&cfg.data_dir.join("plugin-cache")).context("starting the plugin runtime")?;
+    let state = State::new(Arc::new(store)).with_plugins(plugins.clone());
     let applied_at_start = StateMachine::applied_index(&state).context("reading the applied index")?;
     let watches = Arc::new(WatchHub::new(cfg.limits.watch_history, applied_at_start));
     let state = state.with_sink(watches.clone());
@@ -96,6 +98,7 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
         limits: cfg.limits.clone(),
         sessions: sessions.clone(),
         watches,
+        plugins,
         acl: cfg.acl.parsed().map_err(anyhow::Error::msg)?,
         stale_reads: cfg.test.stale_reads,
         timeout: Duration::from_millis(cfg.raft.request_timeout_ms),

@@ -135,7 +135,7 @@ impl Sessions {
         if !expired.is_empty() {
             tracing::info!(sessions = ?expired, "expiring sessions");
             self.raft.client_write(Command::plain(now_ms, Op::ExpireSessions { ids: expired })).await?;
-        } else if self.state.next_ttl_deadline()?.is_some_and(|d| d <= now_ms) {
+        } else if self.state.next_deadline()?.is_some_and(|d| d <= now_ms) {
             self.raft.client_write(Command::plain(now_ms, Op::Tick)).await?;
         }
         Ok(())

@@ -89,6 +89,36 @@ pub enum Op {
         path: String,
         acl: Vec<AclEntry>,
     },
+    /// A new plugin: `code` is the component the leader validated and compiled.
+    PluginDeploy {
+        name: String,
+        #[serde(with = "serde_bytes")]
+        code: Vec<u8>,
+        hash: String,
+        fuel: u64,
+        quota: u64,
+        acl: Vec<AclEntry>,
+    },
+    /// New code for a deployed plugin; its `migrate` runs in this entry.
+    PluginUpgrade {
+        name: String,
+        #[serde(with = "serde_bytes")]
+        code: Vec<u8>,
+        hash: String,
+        fuel: Option<u64>,
+    },
+    PluginRemove {
+        name: String,
+    },
+    PluginCall {
+        name: String,
+        #[serde(with = "serde_bytes")]
+        input: Vec<u8>,
+    },
+    /// The command's session has handled its notifications up to this position.
+    AckNotifications {
+        upto: (u64, u32),
+    },
 }
 
 impl std::fmt::Display for Command {
@@ -103,6 +133,11 @@ impl std::fmt::Display for Command {
             Op::ExpireSessions { ids } => write!(f, "expire sessions {ids:x?}"),
             Op::Tick => f.write_str("tick"),
             Op::SetAcl { path, .. } => write!(f, "set acl {path}"),
+            Op::PluginDeploy { name, code, .. } => write!(f, "deploy plugin {name} ({} bytes)", code.len()),
+            Op::PluginUpgrade { name, code, .. } => write!(f, "upgrade plugin {name} ({} bytes)", code.len()),
+            Op::PluginRemove { name } => write!(f, "remove plugin {name}"),
+            Op::PluginCall { name, input } => write!(f, "call plugin {name} ({} bytes)", input.len()),
+            Op::AckNotifications { upto } => write!(f, "ack notifications up to {upto:?}"),
         }
     }
 }

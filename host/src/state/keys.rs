@@ -70,3 +70,71 @@ pub fn parse_ephemeral(key: &[u8]) -> Option<String> {
 pub fn meta(name: &str) -> Vec<u8> {
     join(b"m/", &[name.as_bytes()])
 }
+
+// Plugins (see `super::plugins`):
+// - `p/r/<name>` → the plugin's record; `p/c/<name>` → its code (a component);
+// - `p/k/<name>\0<key>` → its key-value namespace;
+// - `p/t/<deadline u64 BE><name>\0<tag>` → empty: timers by deadline; `p/g/<name>\0<tag>` →
+//   deadline u64 BE: the same timers by tag;
+// - `p/w/<session u64 BE><name>` → empty: who watches a session;
+// - `x/<session u64 BE><index u64 BE><n u32 BE>` → a notification in a session's mailbox.
+
+pub const PLUGIN_RECORD_PREFIX: &[u8] = b"p/r/";
+
+pub fn plugin_record(name: &str) -> Vec<u8> {
+    join(PLUGIN_RECORD_PREFIX, &[name.as_bytes()])
+}
+
+pub fn plugin_code(name: &str) -> Vec<u8> {
+    join(b"p/c/", &[name.as_bytes()])
+}
+
+pub fn plugin_kv_prefix(name: &str) -> Vec<u8> {
+    join(b"p/k/", &[name.as_bytes(), b"\0"])
+}
+
+pub const TIMER_PREFIX: &[u8] = b"p/t/";
+
+pub fn timer(deadline: u64, name: &str, tag: &[u8]) -> Vec<u8> {
+    join(TIMER_PREFIX, &[&deadline.to_be_bytes(), name.as_bytes(), b"\0", tag])
+}
+
+/// (deadline, plugin, tag) of a `p/t/` key.
+pub fn parse_timer(key: &[u8]) -> Option<(u64, String, Vec<u8>)> {
+    let rest = key.strip_prefix(TIMER_PREFIX)?;
+    let (d, rest) = rest.split_at_checked(8)?;
+    let nul = rest.iter().position(|b| *b == 0)?;
+    let name = String::from_utf8(rest[..nul].to_vec()).ok()?;
+    Some((u64::from_be_bytes(d.try_into().ok()?), name, rest[nul + 1..].to_vec()))
+}
+
+pub fn timer_by_tag_prefix(name: &str) -> Vec<u8> {
+    join(b"p/g/", &[name.as_bytes(), b"\0"])
+}
+
+pub fn timer_by_tag(name: &str, tag: &[u8]) -> Vec<u8> {
+    join(&timer_by_tag_prefix(name), &[tag])
+}
+
+pub fn session_watchers_prefix(session: u64) -> Vec<u8> {
+    join(b"p/w/", &[&session.to_be_bytes()])
+}
+
+pub fn session_watcher(session: u64, name: &str) -> Vec<u8> {
+    join(&session_watchers_prefix(session), &[name.as_bytes()])
+}
+
+pub fn mailbox_prefix(session: u64) -> Vec<u8> {
+    join(b"x/", &[&session.to_be_bytes()])
+}
+
+pub fn mailbox(session: u64, index: u64, n: u32) -> Vec<u8> {
+    join(&mailbox_prefix(session), &[&index.to_be_bytes(), &n.to_be_bytes()])
+}
+
+/// (index, n) of an `x/` key.
+pub fn parse_mailbox(key: &[u8]) -> Option<(u64, u32)> {
+    let rest = key.strip_prefix(b"x/")?.get(8..)?;
+    let (i, n) = rest.split_at_checked(8)?;
+    Some((u64::from_be_bytes(i.try_into().ok()?), u32::from_be_bytes(n.try_into().ok()?)))
+}

@@ -9,6 +9,7 @@
 mod command;
 mod keys;
 mod multi;
+pub mod plugins;
 pub mod session;
 mod snapshot;
 mod store;
@@ -58,6 +59,10 @@ pub struct State {
     store: Arc<dyn KvStore>,
     lock: Arc<RwLock<()>>,
     sink: Option<Arc<dyn EventSink>>,
+    /// The plugin runtime (None: plugin entries fail; unit tests of the tree).
+    plugins: Option<Arc<crate::plugin::Plugins>>,
+    /// Bumped after every batch that put something in a mailbox: wakes waiting readers.
+    mail: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for State {
@@ -68,7 +73,17 @@ impl std::fmt::Debug for State {
 
 impl State {
     pub fn new(store: Arc<dyn KvStore>) -> Self {
-        State { store, lock: Arc::new(RwLock::new(())), sink: None }
+        let mail = Arc::new(tokio::sync::watch::channel(0).0);
+        State { store, lock: Arc::new(RwLock::new(())), sink: None, plugins: None, mail }
+    }
+
+    pub fn with_plugins(mut self, plugins: Arc<crate::plugin::Plugins>) -> Self {
+        self.plugins = Some(plugins);
+        self
+    }
+
+    fn env(&self) -> plugins::Env<'_> {
+        plugins::Env { plugins: self.plugins.as_deref(), store: &self.store }
     }
 
     pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
@@ -88,7 +103,11 @@ impl State {
         let mut txn = Txn::new(self.store.as_ref());
         let out = f(&mut txn)?;
         let (writes, events, ended) = txn.into_parts();
+        let mailed = writes.range(b"x/".to_vec()..).next().is_some_and(|(k, _)| k.starts_with(b"x/"));
         self.store.commit(writes)?;
+        if mailed {
+            self.mail.send_modify(|n| *n += 1);
+        }
         if let Some(sink) = &self.sink {
             if !events.is_empty() {
                 sink.publish(events);
@@ -103,17 +122,19 @@ impl State {
     /// Apply one command at log index `index`. A command that fails (e.g. `BadVersion`) changes
     /// nothing: its writes go into a nested overlay that is dropped on error. A write on a
     /// session that already has a reply for its request id gets that reply again, unapplied.
-    pub fn apply(txn: &mut Txn<'_>, index: u64, cmd: &Command) -> Result<Result<Reply, Error>, StoreError> {
+    pub fn apply(&self, txn: &mut Txn<'_>, index: u64, cmd: &Command) -> Result<Result<Reply, Error>, StoreError> {
         let now = txn.advance_time(cmd.ts_ms)?;
         let first_event = txn.events_len();
+        let first_ended = txn.ended_len();
+        let env = self.env();
         let res = match &cmd.op {
-            Op::CreateSession { .. } | Op::ExpireSessions { .. } | Op::Tick => Self::run(txn, index, now, cmd)?,
+            Op::CreateSession { .. } | Op::ExpireSessions { .. } | Op::Tick => Self::run(txn, env, index, now, cmd)?,
             _ if cmd.session != 0 => match session::load(txn, cmd.session)? {
                 None => Err(Error::SessionExpired { id: cmd.session }),
                 Some(rec) => match rec.replies.get(&cmd.req) {
                     Some(earlier) => earlier.clone(),
                     None => {
-                        let res = Self::run(txn, index, now, cmd)?;
+                        let res = Self::run(txn, env, index, now, cmd)?;
                         if !matches!(cmd.op, Op::CloseSession) {
                             session::remember(txn, cmd.session, rec, cmd.req, cmd.done_below, &res);
                         }
@@ -121,14 +142,19 @@ impl State {
                     }
                 },
             },
-            _ => Self::run(txn, index, now, cmd)?,
+            _ => Self::run(txn, env, index, now, cmd)?,
         };
+        let ended = txn.ended_since(first_ended);
+        if !ended.is_empty() {
+            plugins::sessions_ended(txn, env, index, now, &ended)?;
+        }
+        plugins::fire_timers(txn, env, index, now)?;
         tree::sweep_ttl(txn, index, now)?;
         txn.stamp_events(first_event, index);
         Ok(res)
     }
 
-    fn run(txn: &mut Txn<'_>, index: u64, now: u64, cmd: &Command) -> tree::Applied {
+    fn run(txn: &mut Txn<'_>, env: plugins::Env<'_>, index: u64, now: u64, cmd: &Command) -> tree::Applied {
         let mut inner = txn.nested();
         let t = &mut inner;
         let at = tree::At {
@@ -158,6 +184,16 @@ impl State {
             }
             Op::Tick => Ok(Reply::Done { index }),
             Op::SetAcl { path, acl } => tree::set_acl(t, &at, path, acl)?,
+            Op::PluginDeploy { name, code, hash, fuel, quota, acl } => {
+                plugins::deploy(t, env, &at, name, code, hash, *fuel, *quota, acl)?
+            }
+            Op::PluginUpgrade { name, code, hash, fuel } => plugins::upgrade(t, env, &at, name, code, hash, *fuel)?,
+            Op::PluginRemove { name } => plugins::remove(t, env, &at, name)?,
+            Op::PluginCall { name, input } => plugins::call(t, env, &at, name, input)?,
+            Op::AckNotifications { upto } => {
+                plugins::ack(t, cmd.session, *upto)?;
+                Ok(Reply::Done { index })
+            }
         };
         if res.is_ok() {
             let parts = inner.into_parts();
@@ -189,10 +225,49 @@ impl State {
         tree::acl_of(self.store.as_ref(), path)
     }
 
-    /// The earliest TTL deadline (leader time, ms).
-    pub fn next_ttl_deadline(&self) -> Result<Option<u64>, StoreError> {
+    /// The earliest deadline (a TTL node's or a plugin timer's; leader time, ms): the leader
+    /// proposes a tick when it passes.
+    pub fn next_deadline(&self) -> Result<Option<u64>, StoreError> {
         let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
-        tree::next_ttl_deadline(self.store.as_ref())
+        let ttl = tree::next_ttl_deadline(self.store.as_ref())?;
+        let timer = plugins::next_timer(self.store.as_ref())?;
+        Ok(ttl.into_iter().chain(timer).min())
+    }
+
+    pub fn plugin_list(&self) -> Result<Vec<corral_proto::PluginInfo>, StoreError> {
+        let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        plugins::list(self.store.as_ref())
+    }
+
+    /// Run plugin `name`'s query on this replica's state (the context's index is filled in).
+    pub fn plugin_query(
+        &self,
+        name: &str,
+        input: &[u8],
+        mut ctx: crate::plugin::CallContext,
+        admin: bool,
+    ) -> Result<Reply, Error> {
+        let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = self.store.get(&txn::meta_key("time")).map_err(Error::internal)? {
+            ctx.time_ms = b.try_into().map(u64::from_le_bytes).unwrap_or(0);
+        }
+        plugins::query(self.env(), name, input, ctx, admin)
+    }
+
+    /// The session's notifications after `after`, oldest first.
+    pub fn mailbox(
+        &self,
+        session: u64,
+        after: (u64, u32),
+        limit: usize,
+    ) -> Result<Vec<corral_proto::Notification>, StoreError> {
+        let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        plugins::mailbox(self.store.as_ref(), session, after, limit)
+    }
+
+    /// Changes whenever a batch put something in a mailbox.
+    pub fn mail_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.mail.subscribe()
     }
 
     pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -232,5 +307,7 @@ impl State {
     }
 }
 
+#[cfg(test)]
+mod plugin_tests;
 #[cfg(test)]
 mod tests;

@@ -18,8 +18,12 @@ impl From<sled::Error> for StoreError {
 
 pub trait KvStore: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The first `limit` keys that are `>= from` and start with `prefix`, in key order.
+    fn scan_range_limit(&self, from: &[u8], prefix: &[u8], limit: usize) -> Result<super::Items, StoreError>;
     /// The first `limit` keys starting with `prefix`, in key order.
-    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Result<super::Items, StoreError>;
+    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Result<super::Items, StoreError> {
+        self.scan_range_limit(prefix, prefix, limit)
+    }
     /// Every key starting with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Result<super::Items, StoreError> {
         self.scan_prefix_limit(prefix, usize::MAX)
@@ -52,9 +56,10 @@ impl KvStore for SledStore {
         Ok(self.tree.get(key)?.map(|v| v.to_vec()))
     }
 
-    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Result<super::Items, StoreError> {
+    fn scan_range_limit(&self, from: &[u8], prefix: &[u8], limit: usize) -> Result<super::Items, StoreError> {
         self.tree
-            .scan_prefix(prefix)
+            .range(from..)
+            .take_while(|r| r.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)))
             .take(limit)
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
             .collect()
@@ -107,10 +112,10 @@ impl KvStore for MemStore {
         Ok(self.map().get(key).cloned())
     }
 
-    fn scan_prefix_limit(&self, prefix: &[u8], limit: usize) -> Result<super::Items, StoreError> {
+    fn scan_range_limit(&self, from: &[u8], prefix: &[u8], limit: usize) -> Result<super::Items, StoreError> {
         Ok(self
             .map()
-            .range(prefix.to_vec()..)
+            .range(from.to_vec()..)
             .take_while(|(k, _)| k.starts_with(prefix))
             .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))

@@ -9,7 +9,7 @@ fn state() -> State {
 }
 
 fn run(s: &State, index: u64, ts: u64, op: Op) -> Result<Reply, Error> {
-    s.with_txn(|t| State::apply(t, index, &Command::plain(ts, op))).expect("store")
+    s.with_txn(|t| s.apply(t, index, &Command::plain(ts, op))).expect("store")
 }
 
 fn create(p: &str) -> Op {
@@ -106,7 +106,7 @@ fn same_commands_give_identical_state_and_snapshots_roundtrip() {
 
 fn in_session(s: &State, index: u64, ts: u64, session: u64, req: u64, op: Op) -> Result<Reply, Error> {
     let cmd = Command { session, req, ..Command::plain(ts, op) };
-    s.with_txn(|t| State::apply(t, index, &cmd)).expect("store")
+    s.with_txn(|t| s.apply(t, index, &cmd)).expect("store")
 }
 
 fn mode(f: impl FnOnce(&mut CreateMode)) -> CreateMode {
@@ -224,7 +224,7 @@ fn limits_on_children_and_nodes_refuse_cleanly() {
     let s = state();
     let limited = |index: u64, p: &str, max_children: u64, max_nodes: u64| {
         let cmd = Command { limits: TreeLimits { max_children, max_nodes }, ..Command::plain(1, create(p)) };
-        s.with_txn(|t| State::apply(t, index, &cmd)).expect("store")
+        s.with_txn(|t| s.apply(t, index, &cmd)).expect("store")
     };
     limited(1, "/a", 2, 0).expect("a");
     limited(2, "/a/1", 2, 0).expect("a/1");
@@ -245,7 +245,7 @@ fn acls_are_checked_in_apply_and_inherited_on_create() {
             default_acl: corral_proto::acl::parse("*:rwcda").expect("acl"),
             ..Command::plain(1, op)
         };
-        s.with_txn(|t| State::apply(t, index, &cmd)).expect("store")
+        s.with_txn(|t| s.apply(t, index, &cmd)).expect("store")
     };
     as_user(1, "alice", create("/app")).expect("anyone may create under the open root");
     let acl = corral_proto::acl::parse("alice:rwcda,bob:r").expect("acl");

@@ -100,6 +100,27 @@ impl<'a> Txn<'a> {
         Ok(merged.into_iter().take(limit).collect())
     }
 
+    /// Every pending write under `prefix`, this overlay's over its parents'.
+    pub fn pending_under(&self, prefix: &[u8]) -> Writes {
+        let mut out = match &self.base {
+            TxnBase::Store(_) => Writes::new(),
+            TxnBase::Parent(p) => p.pending_under(prefix),
+        };
+        for (k, v) in self.writes.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)) {
+            out.insert(k.clone(), v.clone());
+        }
+        out
+    }
+
+    /// How many sessions this overlay has ended so far (see [`Txn::ended_since`]).
+    pub fn ended_len(&self) -> usize {
+        self.ended.len()
+    }
+
+    pub fn ended_since(&self, from: usize) -> Vec<u64> {
+        self.ended.get(from..).unwrap_or_default().to_vec()
+    }
+
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.writes.insert(key, Some(value));
     }
