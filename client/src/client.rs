@@ -191,6 +191,11 @@ impl Client {
     /// Send one request, with failover and the retries that are safe: reads always; writes
     /// too when this client holds a session, because the server answers a resent request id
     /// from the session's replies instead of applying it again.
+    /// How long a request may take (the config's `timeout_ms`).
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
     pub async fn request(&self, body: Request) -> Result<Reply, ClientError> {
         self.request_within(body, self.inner.timeout).await
     }

@@ -13,12 +13,14 @@ mod client;
 mod config;
 mod error;
 mod events;
+mod plugins;
 pub mod tls;
 
 pub use client::Client;
 pub use config::ClientConfig;
 pub use corral_proto::{
     acl, AclEntry, Consistency, CreateMode, Error as ServerError, Event, EventKind, MemberInfo, MultiOp, NodeStatus,
-    Reply, Stat, WatchKind, WatchSpec,
+    Notification, PluginInfo, Reply, Stat, WatchKind, WatchSpec,
 };
 pub use error::ClientError;
+pub use plugins::DeployOptions;

@@ -9,7 +9,7 @@ pub mod proc;
 pub mod raw;
 
 pub use cluster::{Cluster, NodeOpts};
-pub use proc::{corral_bin, corral_cmd};
+pub use proc::{corral_bin, corral_cmd, plugin_wasm};
 
 /// Await `cond` until it holds or `timeout` passes; polls every 20 ms. For conditions on
 /// other processes, which cannot notify us.

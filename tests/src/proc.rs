@@ -56,3 +56,12 @@ pub fn signal(pid: u32, sig: i32) {
         libc::kill(pid as libc::pid_t, sig);
     }
 }
+
+/// A bundled plugin's wasm (`plugins/`, built for wasm32 by the corral crate's build script
+/// into `target/plugins`).
+pub fn plugin_wasm(name: &str) -> Vec<u8> {
+    let bin = corral_bin();
+    let target = bin.parent().and_then(|p| p.parent()).expect("target dir");
+    let path = target.join("plugins/wasm32-unknown-unknown/release").join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("bundled plugin {}: {e}", path.display()))
+}

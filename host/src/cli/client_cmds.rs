@@ -49,7 +49,7 @@ pub fn resolve_config(flag: Option<PathBuf>) -> Result<ClientConfig> {
     Ok(ClientConfig::load(&path)?)
 }
 
-fn consistency(serializable: bool) -> Consistency {
+pub(super) fn consistency(serializable: bool) -> Consistency {
     if serializable {
         Consistency::Serializable
     } else {
@@ -57,7 +57,7 @@ fn consistency(serializable: bool) -> Consistency {
     }
 }
 
-fn data_arg(data: Option<String>) -> Result<Vec<u8>> {
+pub(super) fn data_arg(data: Option<String>) -> Result<Vec<u8>> {
     match data.as_deref() {
         None => Ok(Vec::new()),
         Some("-") => {
@@ -186,6 +186,7 @@ pub async fn run(cmd: Cmd, config: Option<PathBuf>, j: bool) -> Result<()> {
             };
             print(j, json!({ "ok": what }), || what.clone());
         }
+        Cmd::Plugin(p) => super::plugin_cmd::run(&client, p, j).await?,
         Cmd::Serve | Cmd::Dev { .. } | Cmd::Certs(_) | Cmd::Status => unreachable_cmd()?,
     }
     Ok(())

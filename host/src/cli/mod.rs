@@ -6,6 +6,7 @@ mod certs_cmd;
 mod client_cmds;
 mod dev;
 mod output;
+mod plugin_cmd;
 mod txn;
 
 use std::path::PathBuf;
@@ -117,6 +118,9 @@ pub enum Cmd {
     /// Change the ensemble's membership.
     #[command(subcommand)]
     Member(client_cmds::MemberCmd),
+    /// Deploy, upgrade, remove, list, call and query WebAssembly plugins.
+    #[command(subcommand)]
+    Plugin(plugin_cmd::PluginCmd),
 }
 
 pub fn main() -> ExitCode {
