@@ -7,6 +7,7 @@ pub mod checker;
 mod cluster;
 pub mod proc;
 pub mod raw;
+pub mod toolchains;
 
 pub use cluster::{Cluster, NodeOpts};
 pub use proc::{corral_bin, corral_cmd, plugin_wasm};
