@@ -86,6 +86,12 @@ pub struct NodeStatus {
     pub snapshot_index: u64,
     pub leader: Option<u64>,
     pub members: Vec<MemberInfo>,
+    /// The state digest (hex; tree, sessions and plugin state) after entry `digest_index`:
+    /// replicas at the same index must show the same one.
+    pub digest_index: u64,
+    pub digest: String,
+    /// Set when this node found another replica with a different digest at the same index.
+    pub divergence: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

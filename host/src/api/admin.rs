@@ -25,6 +25,7 @@ impl Api {
             .nodes()
             .map(|(id, n)| MemberInfo { id: *id, addr: n.addr.clone(), voter: voters.contains(id) })
             .collect();
+        let (digest_index, digest) = self.state.digest().unwrap_or_default();
         NodeStatus {
             id: self.id,
             addr: self.pool.endpoint().local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -35,6 +36,9 @@ impl Api {
             snapshot_index: m.snapshot.map_or(0, |l| l.index),
             leader: m.current_leader,
             members,
+            digest_index,
+            digest: hex::encode(digest),
+            divergence: self.divergence.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
 

@@ -6,6 +6,7 @@
 
 mod acl;
 mod admin;
+mod divergence;
 mod plugins;
 mod read;
 mod route;
@@ -27,6 +28,7 @@ use crate::session::Sessions;
 use crate::state::State;
 use crate::watch::WatchHub;
 
+pub use divergence::run as divergence_check;
 pub(crate) use write::now_ms;
 
 /// Who is asking: the session the connection is bound to (0: none) and the request's id in it.
@@ -55,6 +57,8 @@ pub struct Api {
     pub stale_reads: bool,
     /// How long one request may wait for a leader, a quorum or the local replica.
     pub timeout: Duration,
+    /// The last divergence this node found between its state and another replica's.
+    pub divergence: std::sync::Mutex<Option<String>>,
 }
 
 impl Api {

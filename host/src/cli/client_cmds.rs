@@ -241,23 +241,30 @@ async fn status(cfg: &ClientConfig, j: bool) -> Result<()> {
         }
     } else {
         println!(
-            "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>7}",
-            "ID", "ADDRESS", "ROLE", "TERM", "LAST_LOG", "APPLIED", "LEADER"
+            "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>7}  {}",
+            "ID", "ADDRESS", "ROLE", "TERM", "LAST_LOG", "APPLIED", "LEADER", "DIGEST@INDEX"
         );
         for r in &rows {
             match r {
                 Ok(s) => println!(
-                    "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>7}",
+                    "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>7}  {}@{}",
                     s.id,
                     s.addr,
                     s.role,
                     s.term,
                     s.last_log_index,
                     s.applied_index,
-                    s.leader.map_or("-".into(), |l| l.to_string())
+                    s.leader.map_or("-".into(), |l| l.to_string()),
+                    &s.digest[..s.digest.len().min(12)],
+                    s.digest_index
                 ),
                 Err((addr, e)) => println!("{:<4} {:<22} unreachable: {e}", "?", addr),
             }
+        }
+    }
+    for s in rows.iter().flatten() {
+        if let Some(d) = &s.divergence {
+            eprintln!("ALARM on node {}: {d}", s.id);
         }
     }
     if rows.iter().all(|r| r.is_err()) {

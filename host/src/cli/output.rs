@@ -48,5 +48,6 @@ pub fn status_json(s: &NodeStatus) -> Value {
         "id": s.id, "addr": s.addr, "role": s.role, "term": s.term,
         "last_log_index": s.last_log_index, "applied_index": s.applied_index,
         "snapshot_index": s.snapshot_index, "leader": s.leader,
+        "digest_index": s.digest_index, "digest": s.digest, "divergence": s.divergence,
     })
 }

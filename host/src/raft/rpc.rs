@@ -21,6 +21,8 @@ pub enum PeerRequest {
     Touch(Vec<u64>),
     /// "What index must I apply to serve a linearizable read?" (leader only)
     ReadIndex,
+    /// "What is your state digest after entry N?" (the divergence check).
+    Digest(u64),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -31,6 +33,8 @@ pub enum PeerResponse {
     Forward(corral_proto::Response),
     ReadIndex(Result<u64, corral_proto::Error>),
     Touched,
+    /// The digest after that entry; None if this replica no longer remembers it.
+    Digest(Option<[u8; 32]>),
     /// The request was refused (bad frame, wrong sender, ...).
     Refused(String),
 }

@@ -102,6 +102,7 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
         acl: cfg.acl.parsed().map_err(anyhow::Error::msg)?,
         stale_reads: cfg.test.stale_reads,
         timeout: Duration::from_millis(cfg.raft.request_timeout_ms),
+        divergence: Default::default(),
     });
     if cfg.test.stale_reads {
         tracing::warn!("[test] stale_reads is on: linearizable reads are NOT linearizable");
@@ -111,6 +112,7 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
 
     let tracker = TaskTracker::new();
     tracker.spawn(sessions.run(shutdown.clone()));
+    tracker.spawn(crate::api::divergence_check(api.clone(), shutdown.clone()));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,

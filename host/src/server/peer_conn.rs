@@ -41,7 +41,7 @@ async fn handle(api: &Api, peer: u64, req: PeerRequest) -> PeerResponse {
         PeerRequest::AppendEntries(r) => Some(r.vote.leader_id().voted_for()),
         PeerRequest::Vote(r) => Some(r.vote.leader_id().voted_for()),
         PeerRequest::InstallSnapshot(r) => Some(r.vote.leader_id().voted_for()),
-        PeerRequest::Forward(..) | PeerRequest::ReadIndex | PeerRequest::Touch(_) => None,
+        PeerRequest::Forward(..) | PeerRequest::ReadIndex | PeerRequest::Touch(_) | PeerRequest::Digest(_) => None,
     };
     if let Some(claimed) = claimed {
         if claimed != Some(peer) {
@@ -58,5 +58,6 @@ async fn handle(api: &Api, peer: u64, req: PeerRequest) -> PeerResponse {
             PeerResponse::Touched
         }
         PeerRequest::ReadIndex => PeerResponse::ReadIndex(api.leader_read_index().await),
+        PeerRequest::Digest(index) => PeerResponse::Digest(api.digest_at(index).await),
     }
 }

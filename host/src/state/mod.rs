@@ -7,6 +7,7 @@
 //! [`Txn::put_meta`] in the same atomic batch.
 
 mod command;
+pub mod digest;
 mod keys;
 mod multi;
 pub mod plugins;
@@ -63,7 +64,12 @@ pub struct State {
     plugins: Option<Arc<crate::plugin::Plugins>>,
     /// Bumped after every batch that put something in a mailbox: wakes waiting readers.
     mail: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The state digest after each recent entry (node-local): what replicas compare.
+    digests: Arc<std::sync::Mutex<std::collections::VecDeque<(u64, digest::Digest)>>>,
 }
+
+/// Entries whose digest is remembered for comparison with other replicas.
+const DIGESTS_KEPT: usize = 10_000;
 
 impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,7 +80,8 @@ impl std::fmt::Debug for State {
 impl State {
     pub fn new(store: Arc<dyn KvStore>) -> Self {
         let mail = Arc::new(tokio::sync::watch::channel(0).0);
-        State { store, lock: Arc::new(RwLock::new(())), sink: None, plugins: None, mail }
+        let digests = Arc::default();
+        State { store, lock: Arc::new(RwLock::new(())), sink: None, plugins: None, mail, digests }
     }
 
     pub fn with_plugins(mut self, plugins: Arc<crate::plugin::Plugins>) -> Self {
@@ -122,7 +129,25 @@ impl State {
     /// Apply one command at log index `index`. A command that fails (e.g. `BadVersion`) changes
     /// nothing: its writes go into a nested overlay that is dropped on error. A write on a
     /// session that already has a reply for its request id gets that reply again, unapplied.
+    ///
+    /// Each entry's writes also advance the state digest (see [`digest`]).
     pub fn apply(&self, txn: &mut Txn<'_>, index: u64, cmd: &Command) -> Result<Result<Reply, Error>, StoreError> {
+        let mut entry = txn.nested();
+        let res = self.apply_entry(&mut entry, index, cmd)?;
+        let (mut writes, events, ended) = entry.into_parts();
+        let (_, before) = digest::stored(txn)?;
+        let after = digest::advance(before, &writes, |k| txn.get(k))?;
+        writes.insert(txn::meta_key(digest::META), Some(digest::encode(index, &after)));
+        txn.absorb((writes, events, ended));
+        let mut kept = self.digests.lock().unwrap_or_else(|p| p.into_inner());
+        kept.push_back((index, after));
+        while kept.len() > DIGESTS_KEPT {
+            kept.pop_front();
+        }
+        Ok(res)
+    }
+
+    fn apply_entry(&self, txn: &mut Txn<'_>, index: u64, cmd: &Command) -> Result<Result<Reply, Error>, StoreError> {
         let now = txn.advance_time(cmd.ts_ms)?;
         let first_event = txn.events_len();
         let first_ended = txn.ended_len();
@@ -291,9 +316,36 @@ impl State {
         self.store.export()
     }
 
+    /// The state digest after entry `index`, if this replica applied it recently.
+    pub fn digest_at(&self, index: u64) -> Option<digest::Digest> {
+        let kept = self.digests.lock().unwrap_or_else(|p| p.into_inner());
+        kept.iter().rev().find(|(i, _)| *i == index).map(|(_, d)| *d)
+    }
+
+    /// The newest (index, digest) this replica remembers.
+    pub fn latest_digest(&self) -> Option<(u64, digest::Digest)> {
+        self.digests.lock().unwrap_or_else(|p| p.into_inner()).back().copied()
+    }
+
+    /// The running digest as stored, with its index, and the digest recomputed from every
+    /// key: they differ only if the store was changed behind the state machine's back.
+    pub fn digest_check(&self) -> Result<((u64, digest::Digest), digest::Digest), StoreError> {
+        let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        let items = self.store.export()?;
+        let stored = digest::decode(self.store.get(&txn::meta_key(digest::META))?.as_deref());
+        Ok((stored, digest::full(&items)))
+    }
+
+    /// The running digest and the entry it is at.
+    pub fn digest(&self) -> Result<(u64, digest::Digest), StoreError> {
+        let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+        Ok(digest::decode(self.store.get(&txn::meta_key(digest::META))?.as_deref()))
+    }
+
     /// Replace the whole state with a snapshot's contents (at log index `index`).
     pub fn replace_all(&self, items: Items, index: u64) -> Result<(), StoreError> {
         let _guard = self.lock.write().unwrap_or_else(|p| p.into_inner());
+        self.digests.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.store.replace_all(items)?;
         if let Some(sink) = &self.sink {
             sink.reset(index);
