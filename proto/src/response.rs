@@ -86,8 +86,8 @@ pub struct NodeStatus {
     pub snapshot_index: u64,
     pub leader: Option<u64>,
     pub members: Vec<MemberInfo>,
-    /// The state digest (hex; tree, sessions and plugin state) after entry `digest_index`:
-    /// replicas at the same index must show the same one.
+    /// The state digest (hex; tree, sessions and plugin state) and the last entry that changed
+    /// it: replicas that have applied the same entries show the same pair.
     pub digest_index: u64,
     pub digest: String,
     /// Set when this node found another replica with a different digest at the same index.

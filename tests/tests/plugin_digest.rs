@@ -53,6 +53,9 @@ async fn ten_thousand_calls_with_leader_kills_leave_identical_digests() -> anyho
         .await?;
         let leader = c.wait_leader(Duration::from_secs(10)).await?;
         c.kill(leader);
+        // A real failover: another node takes over before the old leader comes back.
+        let next = c.wait_leader(Duration::from_secs(10)).await?;
+        assert_ne!(next, leader);
         c.restart(leader).await?;
     }
     for w in writers {
@@ -71,7 +74,7 @@ async fn ten_thousand_calls_with_leader_kills_leave_identical_digests() -> anyho
         for id in c.ids() {
             rows.push(c.status(id).await?);
         }
-        if rows.iter().all(|s| s.digest_index == rows[0].digest_index && s.digest_index >= last) {
+        if rows.iter().all(|s| s.digest_index == rows[0].digest_index && s.applied_index >= last) {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "nodes never reached the same digest index: {rows:?}");
@@ -88,8 +91,10 @@ async fn ten_thousand_calls_with_leader_kills_leave_identical_digests() -> anyho
     let (n, _) = admin.plugin_query("counter", br#""get""#, Consistency::Linearizable).await?;
     let n: u64 = String::from_utf8(n)?.parse()?;
     assert!(n >= CALLS * 8 / 10, "the counter ({n}) holds at least the acknowledged adds");
+    let term = rows[0].term;
+    assert!(term > KILLS, "every kill made an election (term {term})");
     println!(
-        "{} calls acknowledged, {KILLS} leader kills, digest {} at index {}",
+        "{} calls acknowledged, {KILLS} leader kills (term {term}), digest {} at index {}",
         acked.load(Ordering::Relaxed),
         rows[0].digest,
         rows[0].digest_index

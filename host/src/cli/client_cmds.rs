@@ -241,8 +241,8 @@ async fn status(cfg: &ClientConfig, j: bool) -> Result<()> {
         }
     } else {
         println!(
-            "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>7}  {}",
-            "ID", "ADDRESS", "ROLE", "TERM", "LAST_LOG", "APPLIED", "LEADER", "DIGEST@INDEX"
+            "{:<4} {:<22} {:<10} {:>6} {:>10} {:>10} {:>7}  DIGEST@INDEX",
+            "ID", "ADDRESS", "ROLE", "TERM", "LAST_LOG", "APPLIED", "LEADER"
         );
         for r in &rows {
             match r {

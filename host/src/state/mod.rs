@@ -137,7 +137,11 @@ impl State {
         let (mut writes, events, ended) = entry.into_parts();
         let (_, before) = digest::stored(txn)?;
         let after = digest::advance(before, &writes, |k| txn.get(k))?;
-        writes.insert(txn::meta_key(digest::META), Some(digest::encode(index, &after)));
+        // Stored with the last entry that changed it: an entry that changes nothing (a failed
+        // write) writes nothing.
+        if after != before {
+            writes.insert(txn::meta_key(digest::META), Some(digest::encode(index, &after)));
+        }
         txn.absorb((writes, events, ended));
         let mut kept = self.digests.lock().unwrap_or_else(|p| p.into_inner());
         kept.push_back((index, after));
