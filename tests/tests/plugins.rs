@@ -187,3 +187,58 @@ async fn notifications_survive_failover_until_acknowledged() -> anyhow::Result<(
     assert_eq!(woke.iter().map(|n| n.payload.clone()).collect::<Vec<_>>(), vec![b"grant-2".to_vec()]);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_missed_the_deploy_gets_code_and_state_in_a_snapshot() -> anyhow::Result<()> {
+    let opts = NodeOpts { snapshot_every: Some(50), keep_logs: Some(5), ..NodeOpts::default() };
+    let mut c = Cluster::start(3, opts).await?;
+    let leader = c.wait_leader(Duration::from_secs(10)).await?;
+    let lagger = c.ids().into_iter().find(|&id| id != leader).expect("a follower");
+    c.kill(lagger);
+
+    let client = c.client_on(leader)?;
+    client.plugin_deploy("counter", plugin_wasm("counter"), DeployOptions::default()).await?;
+    for _ in 0..200 {
+        client.plugin_call("counter", br#"{"add":1}"#).await?;
+    }
+    let st = c.status(leader).await?;
+    c.restart(lagger).await?;
+    c.wait_applied(lagger, st.applied_index, Duration::from_secs(30)).await?;
+    let log = std::fs::read_to_string(c.log_path(lagger))?;
+    assert!(log.contains("installed snapshot"), "the lagger caught up without a snapshot");
+    let on = c.client_on(lagger)?;
+    let (v, _) = on.plugin_query("counter", br#""get""#, Consistency::Serializable).await?;
+    assert_eq!(v, b"200", "the snapshot carried the plugin's state");
+    assert_eq!(text(on.plugin_call("counter", br#"{"add":1}"#).await?), "201", "and its code");
+    let lst = c.status(lagger).await?;
+    assert_eq!(lst.digest, c.status(leader).await?.digest, "same digest as the leader");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn timers_fire_in_leader_time_and_permissions_are_per_plugin() -> anyhow::Result<()> {
+    let c = Cluster::start(3, NodeOpts::default()).await?;
+    let admin = c.client()?;
+    let acl = corral_client::acl::parse("alice:w,*:r").map_err(anyhow::Error::msg)?;
+    admin.plugin_deploy("counter", plugin_wasm("counter"), DeployOptions { acl, ..DeployOptions::default() }).await?;
+
+    // Nobody writes after setting the timer: the leader's tick makes it fire.
+    let (ctx, _) = admin.plugin_call("counter", br#""context""#).await?;
+    let now = serde_json::from_slice::<serde_json::Value>(&ctx)?["time_ms"].as_u64().unwrap();
+    let input = format!(r#"{{"timer":{{"at_ms":{},"tag":"t"}}}}"#, now + 300);
+    admin.plugin_call("counter", input.as_bytes()).await?;
+    eventually(Duration::from_secs(10), "the timer to fire", || async {
+        let q = admin.plugin_query("counter", br#"{"read":"fired/t"}"#, Consistency::Linearizable).await;
+        matches!(q, Ok((v, _)) if v != b"null")
+    })
+    .await?;
+
+    // Calls need `w` on the plugin, queries `r`; admins need neither.
+    let alice = c.client_as("alice")?;
+    let bob = c.client_as("bob")?;
+    alice.plugin_call("counter", br#"{"add":1}"#).await?;
+    let denied = server_err(bob.plugin_call("counter", br#"{"add":1}"#).await);
+    assert!(matches!(denied, ServerError::NoAuth { .. }), "{denied:?}");
+    assert_eq!(text(bob.plugin_query("counter", br#""get""#, Consistency::Linearizable).await?), "1");
+    Ok(())
+}
