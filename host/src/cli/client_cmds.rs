@@ -71,8 +71,10 @@ pub(super) fn data_arg(data: Option<String>) -> Result<Vec<u8>> {
 
 pub async fn run(cmd: Cmd, config: Option<PathBuf>, j: bool) -> Result<()> {
     let cfg = resolve_config(config)?;
-    if let Cmd::Status = cmd {
-        return status(&cfg, j).await;
+    match cmd {
+        Cmd::Status => return status(&cfg, j).await,
+        Cmd::Bench(args) => return super::bench::run(&cfg, args, j).await,
+        _ => {}
     }
     let client = Client::new(&cfg)?;
     match cmd {
@@ -187,7 +189,7 @@ pub async fn run(cmd: Cmd, config: Option<PathBuf>, j: bool) -> Result<()> {
             print(j, json!({ "ok": what }), || what.clone());
         }
         Cmd::Plugin(p) => super::plugin_cmd::run(&client, p, j).await?,
-        Cmd::Serve | Cmd::Dev { .. } | Cmd::Certs(_) | Cmd::Status => unreachable_cmd()?,
+        Cmd::Serve | Cmd::Dev { .. } | Cmd::Certs(_) | Cmd::Status | Cmd::Bench(_) => unreachable_cmd()?,
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! Client commands find the cluster through `--config FILE`, then `$CORRAL_CONFIG`, then
 //! `./.corral-dev/client.toml`. Every command accepts `--json`.
 
+mod bench;
 mod certs_cmd;
 mod client_cmds;
 mod dev;
@@ -118,6 +119,8 @@ pub enum Cmd {
     /// Change the ensemble's membership.
     #[command(subcommand)]
     Member(client_cmds::MemberCmd),
+    /// Load the ensemble and report throughput and latency (see `corral bench --help`).
+    Bench(bench::BenchArgs),
     /// Deploy, upgrade, remove, list, call and query WebAssembly plugins.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCmd),

@@ -29,19 +29,27 @@ impl ArtifactCache {
         self.dir.join(format!("{}.cwasm", hex::encode(h.finalize())))
     }
 
-    /// The compiled form of `code` (whose hash is `code_hash`): from disk if it is there,
-    /// else compiled and written for next time.
-    pub fn load_or_compile(&self, engine: &Engine, code_hash: &str, code: &[u8]) -> Result<Component, String> {
+    /// The compiled form of the code whose hash is `code_hash`, if it is on disk.
+    pub fn load(&self, engine: &Engine, code_hash: &str) -> Option<Component> {
         let path = self.path(code_hash);
-        if path.exists() {
-            // SAFETY: the file is one this process kind wrote (below, atomically, under a name
-            // that includes the engine's compatibility hash); wasmtime also checks its header.
-            #[allow(unsafe_code)]
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(c) => return Ok(c),
-                Err(e) => tracing::warn!(path = %path.display(), "unusable compiled plugin, recompiling: {e}"),
+        // Read, not mapped: a mapped file truncated under a running node (by an operator, a
+        // full disk) would kill it with SIGBUS (the cache test did exactly that).
+        let bytes = std::fs::read(&path).ok()?;
+        // SAFETY: the file is one this process kind wrote (below, atomically, under a name that
+        // includes the engine's compatibility hash); wasmtime also checks its header.
+        #[allow(unsafe_code)]
+        match unsafe { Component::deserialize(engine, &bytes) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "unusable compiled plugin, recompiling: {e}");
+                None
             }
         }
+    }
+
+    /// Compile `code` (whose hash is `code_hash`) and write the result for next time.
+    pub fn compile(&self, engine: &Engine, code_hash: &str, code: &[u8]) -> Result<Component, String> {
+        let path = self.path(code_hash);
         let component = Component::new(engine, code).map_err(|e| format!("cannot compile the plugin: {e:#}"))?;
         if let Err(e) = self.save(&path, &component) {
             tracing::warn!(path = %path.display(), "cannot cache a compiled plugin: {e}");

@@ -83,8 +83,17 @@ impl Plugins {
         if let Some(c) = self.lock().get(hash) {
             return Ok(c.clone());
         }
-        let code = code().map_err(|e| e.to_string())?.ok_or_else(|| format!("no code for plugin hash {hash}"))?;
-        let component = self.cache.load_or_compile(&self.engine, hash, &code)?;
+        let component = match self.cache.load(&self.engine, hash) {
+            Some(c) => c,
+            None => {
+                let code =
+                    code().map_err(|e| e.to_string())?.ok_or_else(|| format!("no code for plugin hash {hash}"))?;
+                if code_hash(&code) != hash {
+                    return Err(format!("the stored code does not have hash {hash}"));
+                }
+                self.cache.compile(&self.engine, hash, &code)?
+            }
+        };
         let pre = self.linker.instantiate_pre(&component).map_err(|e| describe_link_error(&e))?;
         let compiled = Arc::new(Compiled::new(pre)?);
         self.lock().insert(hash.to_string(), compiled.clone());
@@ -104,6 +113,9 @@ impl Plugins {
         self.compiled.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 fn describe_link_error(e: &wasmtime::Error) -> String {
     format!("the plugin's imports do not match what the host offers ({HOST_INTERFACE}): {e:#}")
