@@ -5,7 +5,7 @@
 //! `corral plugin deploy NAME FILE.wasm`. Inputs and outputs are JSON by default (the CLI's
 //! `plugin call NAME JSON` sends its argument as is).
 //!
-//! ```ignore
+//! ```no_run
 //! use corral_guest::{kv, Ctx, Plugin};
 //!
 //! struct Counter;

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, OperatorCost, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, OperatorCost, PoolingAllocationConfig};
 
 /// Linear memory a plugin instance may grow to.
 pub const MAX_MEMORY_BYTES: usize = 32 << 20;
@@ -35,7 +35,10 @@ pub fn new_engine() -> anyhow::Result<Engine> {
         .max_tables_per_component(8)
         .max_memory_size(MAX_MEMORY_BYTES)
         .linear_memory_keep_resident(2 << 20)
-        .table_keep_resident(64 << 10);
+        .table_keep_resident(64 << 10)
+        // With it (Linux 6.7+), resetting a slot touches only the pages the call dirtied, not
+        // the whole resident 2 MiB.
+        .pagemap_scan(Enabled::Auto);
 
     let mut cost = OperatorCost::new();
     // Growing memory is real work (zeroed pages): make it cost fuel like a loop that touched them.
