@@ -12,6 +12,22 @@ fn text(out: (Vec<u8>, u64)) -> String {
     String::from_utf8(out.0).unwrap()
 }
 
+/// A core module whose one import is the function `module::name` (no params, no results).
+fn importing(module: &str, name: &str) -> Vec<u8> {
+    let mut import = vec![1u8];
+    for s in [module, name] {
+        import.push(s.len() as u8);
+        import.extend_from_slice(s.as_bytes());
+    }
+    import.extend_from_slice(&[0x00, 0x00]);
+    let mut m = b"\0asm\x01\0\0\0".to_vec();
+    m.extend_from_slice(&[0x01, 0x04, 0x01, 0x60, 0x00, 0x00]);
+    m.push(0x02);
+    m.push(import.len() as u8);
+    m.extend(import);
+    m
+}
+
 fn server_err(r: Result<(Vec<u8>, u64), ClientError>) -> ServerError {
     match r {
         Err(ClientError::Server(e)) => e,
@@ -131,6 +147,9 @@ async fn hostile_plugins_fail_only_their_own_calls_while_the_cluster_serves() ->
         (b"\0asm\x01\0\0\0\x01\xff".to_vec(), "invalid wasm"),
         (b"MZ not wasm".to_vec(), "not a WebAssembly"),
         (plugin_wasm("counter")[..1000].to_vec(), "invalid"),
+        (importing("wasi_snapshot_preview1", "fd_write"), "no WASI"),
+        (importing("env", "syscall"), "may import only corral:plugin/host@1.0.0"),
+        (importing("corral:plugin/host@1.0.0", "launch-missiles"), "missing function `launch-missiles`"),
     ] {
         let e = admin.plugin_deploy("bad", bytes, DeployOptions::default()).await.unwrap_err();
         assert!(e.to_string().contains(expect), "{e}");

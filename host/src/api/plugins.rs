@@ -102,7 +102,11 @@ impl Api {
         let (state, admin) = (self.state.clone(), self.is_admin(&ctx.identity));
         let (name, input) = (name.to_string(), input.to_vec());
         // Guest code runs for up to the query deadline: tell the runtime this worker is busy.
-        tokio::task::block_in_place(move || state.plugin_query(&name, &input, call, admin))
+        let run = move || state.plugin_query(&name, &input, call, admin);
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(run),
+            _ => run(),
+        }
     }
 
     /// The session's notifications after `after`, waiting up to `wait_ms` for one.
