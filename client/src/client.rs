@@ -50,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) watch_gate: Mutex<()>,
     /// Ids of requests still waiting for their reply: the smallest is `done_below`.
     inflight: std::sync::Mutex<BTreeSet<u64>>,
+    /// Who listens to the session's notifications (see `mailbox`).
+    pub(crate) mailbox: crate::mailbox::Mailbox,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +107,7 @@ impl Client {
                 watches: std::sync::Mutex::new(crate::events::Watches::default()),
                 watch_gate: Mutex::new(()),
                 inflight: std::sync::Mutex::new(BTreeSet::new()),
+                mailbox: Default::default(),
             }),
         })
     }

@@ -13,7 +13,9 @@ mod client;
 mod config;
 mod error;
 mod events;
+mod mailbox;
 mod plugins;
+pub mod recipes;
 pub mod tls;
 
 pub use client::Client;

@@ -189,6 +189,7 @@ pub async fn run(cmd: Cmd, config: Option<PathBuf>, j: bool) -> Result<()> {
             print(j, json!({ "ok": what }), || what.clone());
         }
         Cmd::Plugin(p) => super::plugin_cmd::run(&client, p, j).await?,
+        Cmd::Lock(args) => super::lock_cmd::run(&client, args).await?,
         Cmd::Serve | Cmd::Dev { .. } | Cmd::Certs(_) | Cmd::Status | Cmd::Bench(_) => unreachable_cmd()?,
     }
     Ok(())

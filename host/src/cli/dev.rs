@@ -119,13 +119,16 @@ async fn bring_up(dir: &Path, n: u64, json_mode: bool) -> Result<()> {
         Client::new(&client_cfg.pinned(&addrs[0]))?.initialize(members).await.context("bootstrapping")?;
     }
     let leader = wait_agreed_leader(&client_cfg, &addrs, deadline).await?;
+    deploy_recipes(&Client::new(&client_cfg)?).await?;
     let cfg_path = dir.join("client.toml");
+    let recipes = crate::plugin::RECIPES.join(", ");
     crate::cli::output::print(
         json_mode,
-        json!({ "ready": true, "nodes": addrs, "leader": leader, "client_config": cfg_path }),
+        json!({ "ready": true, "nodes": addrs, "leader": leader, "client_config": cfg_path,
+            "recipes": crate::plugin::RECIPES }),
         || {
             format!(
-                "corral dev: {n} nodes ready at {} (leader: node {leader}); client config {} — Ctrl-C stops",
+                "corral dev: {n} nodes ready at {} (leader: node {leader}); recipes: {recipes}; client config {} — Ctrl-C stops",
                 addrs.join(", "),
                 cfg_path.display()
             )
@@ -159,6 +162,29 @@ async fn poll_status(cfg: &ClientConfig, addr: &str, deadline: Instant) -> Resul
             Err(_) => tokio::time::sleep(POLL).await,
         }
     }
+}
+
+/// Deploy each bundled recipe under its own name, or upgrade it if this build's differs.
+async fn deploy_recipes(client: &Client) -> Result<()> {
+    let deployed = client.plugin_list(corral_client::Consistency::Linearizable).await?;
+    for name in crate::plugin::RECIPES {
+        let path = format!("{}/{name}.wasm", crate::plugin::BUNDLED_DIR);
+        let wasm = std::fs::read(&path).with_context(|| format!("reading the bundled recipe {path}"))?;
+        let hash = crate::plugin::upload_hash(&wasm).map_err(anyhow::Error::msg)?;
+        match deployed.iter().find(|p| p.name == *name) {
+            None => {
+                client
+                    .plugin_deploy(name, wasm, Default::default())
+                    .await
+                    .with_context(|| format!("deploying {name}"))?;
+            }
+            Some(p) if p.hash != hash => {
+                client.plugin_upgrade(name, wasm, None).await.with_context(|| format!("upgrading {name}"))?;
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 async fn wait_agreed_leader(cfg: &ClientConfig, addrs: &[String], deadline: Instant) -> Result<u64> {

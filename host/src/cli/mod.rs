@@ -6,6 +6,7 @@ mod bench;
 mod certs_cmd;
 mod client_cmds;
 mod dev;
+mod lock_cmd;
 mod output;
 mod plugin_cmd;
 mod txn;
@@ -121,6 +122,9 @@ pub enum Cmd {
     Member(client_cmds::MemberCmd),
     /// Load the ensemble and report throughput and latency (see `corral bench --help`).
     Bench(bench::BenchArgs),
+    /// Run a command while holding a lock (the `lock` recipe); its fencing token is in
+    /// CORRAL_FENCING_TOKEN: `corral lock NAME -- CMD ARGS...`.
+    Lock(lock_cmd::LockArgs),
     /// Deploy, upgrade, remove, list, call and query WebAssembly plugins.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCmd),

@@ -54,6 +54,14 @@ pub fn code_hash(code: &[u8]) -> String {
     hex::encode(Sha256::digest(code))
 }
 
+/// The hash a server will report for this upload once deployed (its component form's).
+pub fn upload_hash(upload: &[u8]) -> Result<String, String> {
+    upload::to_component(upload).map(|c| code_hash(&c)).map_err(|e| e.0)
+}
+
+/// The coordination recipes `corral dev` deploys, each under its own name.
+pub const RECIPES: &[&str] = &["lock"];
+
 impl Plugins {
     /// The runtime, with compiled artifacts cached under `cache_dir`.
     pub fn new(cache_dir: &Path) -> anyhow::Result<Arc<Plugins>> {

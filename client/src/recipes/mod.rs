@@ -1,0 +1,23 @@
+//! Typed helpers for the coordination recipes that corral runs as plugins (`plugins/`,
+//! deployed by `corral dev` under their own names). Each needs a session on the client: the
+//! recipe ties what it grants to the session, so a holder that dies releases it.
+
+mod lock;
+
+pub use lock::{Lock, LockGuard};
+
+use corral_proto::Notification;
+use serde_json::Value;
+
+use crate::{Client, ClientError};
+
+/// Call `plugin`'s `apply` with a JSON input; its JSON output.
+pub(crate) async fn call(client: &Client, plugin: &str, input: Value) -> Result<Value, ClientError> {
+    let (out, _) = client.plugin_call(plugin, input.to_string().as_bytes()).await?;
+    serde_json::from_slice(&out).map_err(|e| ClientError::Protocol(format!("plugin {plugin} answered non-JSON: {e}")))
+}
+
+/// A notification from `plugin` as JSON, if it is one.
+pub(crate) fn json_from(n: &Notification, plugin: &str) -> Option<Value> {
+    (n.plugin == plugin).then(|| serde_json::from_slice(&n.payload).ok()).flatten()
+}

@@ -1,0 +1,153 @@
+//! The `lock` recipe (plugins/lock) in the state machine, entry by entry: FIFO grants by
+//! notification, fencing tokens, release on session end, lock-delay, try-lock, timeouts,
+//! re-entrancy.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::sync::Arc;
+
+use corral::plugin::{Plugins, BUNDLED_DIR};
+use corral::state::{Command, MemStore, Op, State};
+use corral_proto::{Error, Reply};
+use serde_json::{json, Value};
+
+struct Sim {
+    s: State,
+    index: u64,
+    ts: u64,
+    _dir: tempfile::TempDir,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = Plugins::new(dir.path()).unwrap();
+        let s = State::new(Arc::new(MemStore::default())).with_plugins(plugins.clone());
+        let wasm = std::fs::read(format!("{BUNDLED_DIR}/lock.wasm")).unwrap();
+        let p = plugins.prepare(&wasm).unwrap();
+        let mut sim = Sim { s, index: 0, ts: 1_000, _dir: dir };
+        let deploy = Op::PluginDeploy {
+            name: "lock".into(),
+            code: p.code,
+            hash: p.hash,
+            fuel: 10_000_000,
+            quota: 1 << 20,
+            acl: vec![],
+        };
+        sim.op(0, deploy).unwrap();
+        sim
+    }
+
+    fn op(&mut self, session: u64, op: Op) -> Result<Reply, Error> {
+        self.index += 1;
+        self.ts += 10;
+        let cmd = Command { session, req: self.index, ..Command::plain(self.ts, op) };
+        self.s.with_txn(|t| self.s.apply(t, self.index, &cmd)).unwrap()
+    }
+
+    fn session(&mut self) -> u64 {
+        match self.op(0, Op::CreateSession { timeout_ms: 5_000, secret: vec![0; 16] }) {
+            Ok(Reply::Session { id, .. }) => id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn call(&mut self, session: u64, input: Value) -> Result<Value, Error> {
+        match self.op(session, Op::PluginCall { name: "lock".into(), input: input.to_string().into_bytes() })? {
+            Reply::Plugin { output, .. } => Ok(serde_json::from_slice(&output).unwrap()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn acquire(&mut self, session: u64, extra: Value) -> Value {
+        let mut a = json!({ "lock": "L" });
+        a.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+        self.call(session, json!({ "acquire": a })).unwrap()
+    }
+
+    fn release(&mut self, session: u64) -> Result<Value, Error> {
+        self.call(session, json!({ "release": { "lock": "L" } }))
+    }
+
+    /// The session's lock notifications so far, acknowledged.
+    fn mail(&mut self, session: u64) -> Vec<Value> {
+        let notes = self.s.mailbox(session, (0, 0), 100).unwrap();
+        if let Some(last) = notes.last() {
+            self.op(session, Op::AckNotifications { upto: last.pos }).unwrap();
+        }
+        notes.iter().map(|n| serde_json::from_slice(&n.payload).unwrap()).collect()
+    }
+
+    fn end(&mut self, session: u64) {
+        self.op(0, Op::ExpireSessions { ids: vec![session] }).unwrap();
+    }
+
+    fn tick_until(&mut self, ts: u64) {
+        while self.ts < ts {
+            self.op(0, Op::Tick).unwrap();
+        }
+    }
+}
+
+#[test]
+fn grants_go_in_fifo_order_by_notification_with_increasing_tokens() {
+    let mut sim = Sim::new();
+    let s: Vec<u64> = (0..4).map(|_| sim.session()).collect();
+    let first = sim.acquire(s[0], json!({}));
+    let t0 = first["granted"]["token"].as_u64().expect("free: granted at once");
+    assert_eq!(sim.acquire(s[1], json!({})), json!({ "queued": { "position": 1 } }));
+    assert_eq!(sim.acquire(s[2], json!({})), json!({ "queued": { "position": 2 } }));
+    assert_eq!(sim.acquire(s[3], json!({})), json!({ "queued": { "position": 3 } }));
+    assert!(sim.mail(s[1]).is_empty(), "nobody is woken while the lock is held");
+
+    let mut last = t0;
+    for i in 1..4 {
+        sim.release(s[i - 1]).unwrap();
+        let mail = sim.mail(s[i]);
+        assert_eq!(mail.len(), 1, "session {i} is woken, once");
+        let token = mail[0]["token"].as_u64().unwrap();
+        assert!(token > last, "tokens strictly increase");
+        last = token;
+        for later in &s[i + 1..] {
+            assert!(sim.mail(*later).is_empty(), "only the next waiter is woken (no herd)");
+        }
+    }
+    assert!(sim.release(s[0]).is_err(), "a session that does not hold it cannot release it");
+}
+
+#[test]
+fn a_holders_session_end_passes_the_lock_on_after_its_lock_delay() {
+    let mut sim = Sim::new();
+    let (a, b, c) = (sim.session(), sim.session(), sim.session());
+    sim.acquire(a, json!({ "delay_ms": 1000 }));
+    sim.acquire(b, json!({}));
+    sim.acquire(c, json!({}));
+    // b's session ends while it waits: it leaves the queue.
+    sim.end(b);
+    sim.end(a);
+    assert!(sim.mail(c).is_empty(), "during the lock-delay nobody gets it");
+    let holder = sim.call(c, json!({ "holder": { "lock": "L" } })).unwrap();
+    assert_eq!(holder["holder"]["session"], Value::Null);
+    sim.tick_until(sim.ts + 1_000);
+    let mail = sim.mail(c);
+    assert_eq!(mail.len(), 1, "after the delay the next live waiter gets it: {mail:?}");
+    assert!(mail[0]["token"].is_u64());
+}
+
+#[test]
+fn try_lock_timeouts_and_reentrancy() {
+    let mut sim = Sim::new();
+    let (a, b) = (sim.session(), sim.session());
+    let t = sim.acquire(a, json!({ "reentrant": true }))["granted"]["token"].as_u64().unwrap();
+    assert_eq!(sim.acquire(a, json!({ "reentrant": true }))["granted"]["token"].as_u64(), Some(t), "re-entered");
+    assert!(sim.call(a, json!({ "acquire": { "lock": "L" } })).is_err(), "not re-entrant unless asked");
+    assert_eq!(sim.acquire(b, json!({ "timeout_ms": 0 })), json!("busy"), "try-lock never queues");
+    sim.acquire(b, json!({ "timeout_ms": 500 }));
+    sim.tick_until(sim.ts + 500);
+    assert_eq!(sim.mail(b), vec![json!({ "lock": "L", "timeout": true })]);
+    sim.release(a).unwrap();
+    sim.release(a).unwrap();
+    assert!(sim.mail(b).is_empty(), "a waiter that timed out is not granted");
+    assert!(sim.acquire(b, json!({}))["granted"]["token"].as_u64().unwrap() > t);
+    assert!(sim.call(0, json!({ "acquire": { "lock": "L" } })).is_err(), "no session, no lock");
+}
