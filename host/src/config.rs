@@ -191,6 +191,9 @@ pub struct TestHooks {
     /// A deliberate bug, to prove the linearizability checker can fail: serve linearizable
     /// reads from the local replica without asking the leader (ReadIndex skipped).
     pub stale_reads: bool,
+    /// A deliberate divergence, to prove the digest check can fail: this node's state
+    /// machine also writes a key no other replica writes.
+    pub diverge: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -21,6 +21,8 @@ pub struct NodeOpts {
     pub max_children: Option<u64>,
     /// The deliberate stale-read bug (see `[test] stale_reads`).
     pub stale_reads: bool,
+    /// This node's state deliberately diverges (`[test] diverge`).
+    pub diverge_node: Option<u64>,
 }
 
 struct Node {
@@ -102,6 +104,9 @@ impl Cluster {
         }
         if o.stale_reads {
             text += "stale_reads = true\n";
+        }
+        if o.diverge_node == Some(id) {
+            text += "diverge = true\n";
         }
         if let Some(v) = o.wal_drop_unsynced_ms {
             text += &format!("wal_drop_unsynced_ms = {v}\n");

@@ -101,3 +101,25 @@ async fn ten_thousand_calls_with_leader_kills_leave_identical_digests() -> anyho
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_whose_state_diverges_raises_the_alarm() -> anyhow::Result<()> {
+    let c = Cluster::start(3, NodeOpts { diverge_node: Some(3), ..NodeOpts::default() }).await?;
+    let client = c.client()?;
+    client.create("/x", b"1").await?;
+    client.set("/x", b"2", None).await?;
+    // The leader compares every 5 s; whichever node leads, some node sees the difference.
+    eventually(Duration::from_secs(30), "a divergence alarm in corral status", || async {
+        let mut alarms = Vec::new();
+        for id in c.ids() {
+            if let Ok(s) = c.status(id).await {
+                alarms.extend(s.divergence);
+            }
+        }
+        alarms.iter().any(|a| a.contains("digest"))
+    })
+    .await?;
+    let out = c.cli()?.arg("status").output()?;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ALARM"), "corral status shows the alarm");
+    Ok(())
+}

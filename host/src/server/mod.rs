@@ -58,7 +58,10 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
     let log = LogStore::open(&cfg.data_dir, wal_opts).context("opening the Raft log")?;
     let store = SledStore::open(&cfg.data_dir.join("state")).context("opening the state store")?;
     let plugins = Plugins::new(&cfg.data_dir.join("plugin-cache")).context("starting the plugin runtime")?;
-    let state = State::new(Arc::new(store)).with_plugins(plugins.clone());
+    let state = State::new(Arc::new(store)).with_plugins(plugins.clone()).with_divergence(cfg.test.diverge);
+    if cfg.test.diverge {
+        tracing::warn!("[test] diverge is on: this replica's state deliberately differs");
+    }
     let applied_at_start = StateMachine::applied_index(&state).context("reading the applied index")?;
     let watches = Arc::new(WatchHub::new(cfg.limits.watch_history, applied_at_start));
     let state = state.with_sink(watches.clone());

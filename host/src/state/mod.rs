@@ -64,6 +64,8 @@ pub struct State {
     plugins: Option<Arc<crate::plugin::Plugins>>,
     /// Bumped after every batch that put something in a mailbox: wakes waiting readers.
     mail: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Test-only: write a key other replicas do not (`[test] diverge`).
+    diverge: bool,
     /// The state digest after each recent entry (node-local): what replicas compare.
     digests: Arc<std::sync::Mutex<std::collections::VecDeque<(u64, digest::Digest)>>>,
 }
@@ -81,11 +83,17 @@ impl State {
     pub fn new(store: Arc<dyn KvStore>) -> Self {
         let mail = Arc::new(tokio::sync::watch::channel(0).0);
         let digests = Arc::default();
-        State { store, lock: Arc::new(RwLock::new(())), sink: None, plugins: None, mail, digests }
+        State { store, lock: Arc::new(RwLock::new(())), sink: None, plugins: None, mail, diverge: false, digests }
     }
 
     pub fn with_plugins(mut self, plugins: Arc<crate::plugin::Plugins>) -> Self {
         self.plugins = Some(plugins);
+        self
+    }
+
+    /// Test-only: make this replica's state differ from the others' (`[test] diverge`).
+    pub fn with_divergence(mut self, on: bool) -> Self {
+        self.diverge = on;
         self
     }
 
@@ -135,6 +143,9 @@ impl State {
         let mut entry = txn.nested();
         let res = self.apply_entry(&mut entry, index, cmd)?;
         let (mut writes, events, ended) = entry.into_parts();
+        if self.diverge {
+            writes.insert(b"z/diverged".to_vec(), Some(index.to_le_bytes().to_vec()));
+        }
         let (_, before) = digest::stored(txn)?;
         let after = digest::advance(before, &writes, |k| txn.get(k))?;
         // Stored with the last entry that changed it: an entry that changes nothing (a failed
