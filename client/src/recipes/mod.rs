@@ -2,8 +2,10 @@
 //! deployed by `corral dev` under their own names). Each needs a session on the client: the
 //! recipe ties what it grants to the session, so a holder that dies releases it.
 
+mod election;
 mod lock;
 
+pub use election::{Election, Leader};
 pub use lock::{Lock, LockGuard};
 
 use corral_proto::Notification;

@@ -6,6 +6,7 @@ mod bench;
 mod certs_cmd;
 mod client_cmds;
 mod dev;
+mod election_cmd;
 mod lock_cmd;
 mod output;
 mod plugin_cmd;
@@ -125,6 +126,9 @@ pub enum Cmd {
     /// Run a command while holding a lock (the `lock` recipe); its fencing token is in
     /// CORRAL_FENCING_TOKEN: `corral lock NAME -- CMD ARGS...`.
     Lock(lock_cmd::LockArgs),
+    /// Leader election (the `election` recipe): campaign -- CMD, leader, observe.
+    #[command(subcommand)]
+    Election(election_cmd::ElectionCmd),
     /// Deploy, upgrade, remove, list, call and query WebAssembly plugins.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCmd),
