@@ -5,7 +5,8 @@
 //!
 //! Workloads: `set` (a write through the log: one node per client), `get` (a linearizable
 //! read), `plugin-call` (the bundled `counter` plugin's `apply`: a write through the log
-//! plus a fresh sandboxed instance on every replica), `plugin-query`. `set` and
+//! plus a fresh sandboxed instance on every replica), `plugin-query`, `lock` (acquire then
+//! release one lock; latency is the acquisition's, waiting included). `set` and
 //! `plugin-call` are the same shape (one small replicated write and its reply), so their
 //! difference is the price of running the operation as a plugin.
 
@@ -22,6 +23,8 @@ pub enum Workload {
     Get,
     PluginCall,
     PluginQuery,
+    /// Acquire and release one lock (the `lock` recipe), every client contending.
+    Lock,
 }
 
 #[derive(Args, Debug)]
@@ -87,6 +90,13 @@ async fn prepare(c: &Client, w: Workload) -> Result<()> {
             Ok(_) | Err(ClientError::Server(ServerError::NodeExists { .. })) => {}
             Err(e) => return Err(e.into()),
         },
+        Workload::Lock => {
+            let wasm = std::fs::read(format!("{}/lock.wasm", crate::plugin::BUNDLED_DIR)).context("the lock recipe")?;
+            match c.plugin_deploy("lock", wasm, DeployOptions::default()).await {
+                Ok(_) | Err(ClientError::Server(ServerError::PluginExists { .. })) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         Workload::PluginCall | Workload::PluginQuery => {
             let wasm = std::fs::read(format!("{}/counter.wasm", crate::plugin::BUNDLED_DIR))
                 .context("the bundled counter plugin")?;
@@ -114,6 +124,9 @@ async fn one_run(clients: &[Client], w: Workload, ops: u64) -> Result<Run> {
             if w == Workload::Set {
                 let _ = c.create(&path, b"").await;
             }
+            if w == Workload::Lock && c.session_id().is_none() {
+                c.start_session(10_000).await?;
+            }
             for _ in 0..per {
                 let t = Instant::now();
                 match w {
@@ -122,6 +135,12 @@ async fn one_run(clients: &[Client], w: Workload, ops: u64) -> Result<Run> {
                     Workload::PluginCall => c.plugin_call(PLUGIN, br#"{"add":1}"#).await.map(|_| ())?,
                     Workload::PluginQuery => {
                         c.plugin_query(PLUGIN, br#""get""#, Consistency::Linearizable).await.map(|_| ())?
+                    }
+                    Workload::Lock => {
+                        let guard = c.lock("bench").acquire().await?;
+                        lat.push(t.elapsed());
+                        guard.release().await?;
+                        continue;
                     }
                 }
                 lat.push(t.elapsed());
