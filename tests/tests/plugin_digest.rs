@@ -16,7 +16,7 @@ const KILLS: u64 = 3;
 async fn ten_thousand_calls_with_leader_kills_leave_identical_digests() -> anyhow::Result<()> {
     let mut c = Cluster::start(3, NodeOpts::default()).await?;
     let admin = c.client()?;
-    admin.plugin_deploy("counter", plugin_wasm("counter"), DeployOptions::default()).await?;
+    admin.plugin_deploy("counter", plugin_wasm("probe"), DeployOptions::default()).await?;
     admin.plugin_deploy("hostile", plugin_wasm("hostile"), DeployOptions::default()).await?;
 
     let acked = Arc::new(AtomicU64::new(0));

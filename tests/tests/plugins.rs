@@ -39,7 +39,7 @@ fn server_err(r: Result<(Vec<u8>, u64), ClientError>) -> ServerError {
 async fn deploy_call_everywhere_upgrade_remove_and_restart() -> anyhow::Result<()> {
     let mut c = Cluster::start(3, NodeOpts::default()).await?;
     let admin = c.client()?;
-    let index = admin.plugin_deploy("counter", plugin_wasm("counter"), DeployOptions::default()).await?;
+    let index = admin.plugin_deploy("counter", plugin_wasm("probe"), DeployOptions::default()).await?;
     assert!(index > 0);
 
     // Callable through every node, no restart; queries agree on every node.
@@ -64,8 +64,8 @@ async fn deploy_call_everywhere_upgrade_remove_and_restart() -> anyhow::Result<(
 
     // Upgrade keeps state and runs migrate, on every node.
     let dir = tempfile::tempdir()?;
-    let v2 = dir.path().join("counter_v2.wasm");
-    std::fs::write(&v2, plugin_wasm("counter_v2"))?;
+    let v2 = dir.path().join("probe_v2.wasm");
+    std::fs::write(&v2, plugin_wasm("probe_v2"))?;
     let out = c.cli()?.args(["plugin", "upgrade", "counter"]).arg(&v2).output()?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for id in c.ids() {
@@ -95,7 +95,7 @@ async fn deploy_call_everywhere_upgrade_remove_and_restart() -> anyhow::Result<(
     assert!(admin.plugin_list(Consistency::Linearizable).await?.is_empty());
     let gone = server_err(admin.plugin_call("counter", br#""get""#).await);
     assert!(matches!(gone, ServerError::NoPlugin { .. }), "{gone:?}");
-    admin.plugin_deploy("counter", plugin_wasm("counter"), DeployOptions::default()).await?;
+    admin.plugin_deploy("counter", plugin_wasm("probe"), DeployOptions::default()).await?;
     assert_eq!(text(admin.plugin_query("counter", br#""get""#, Consistency::Linearizable).await?), "0");
     Ok(())
 }
@@ -106,7 +106,7 @@ async fn hostile_plugins_fail_only_their_own_calls_while_the_cluster_serves() ->
     let admin = c.client()?;
     let opts = DeployOptions { fuel: Some(100_000_000), quota: Some(1 << 20), ..DeployOptions::default() };
     admin.plugin_deploy("hostile", plugin_wasm("hostile"), opts).await?;
-    admin.plugin_deploy("counter", plugin_wasm("counter"), DeployOptions::default()).await?;
+    admin.plugin_deploy("counter", plugin_wasm("probe"), DeployOptions::default()).await?;
 
     // A client writing to the tree the whole time: none of its writes may fail.
     let writer = c.client()?;
@@ -146,7 +146,7 @@ async fn hostile_plugins_fail_only_their_own_calls_while_the_cluster_serves() ->
     for (bytes, expect) in [
         (b"\0asm\x01\0\0\0\x01\xff".to_vec(), "invalid wasm"),
         (b"MZ not wasm".to_vec(), "not a WebAssembly"),
-        (plugin_wasm("counter")[..1000].to_vec(), "invalid"),
+        (plugin_wasm("probe")[..1000].to_vec(), "invalid"),
         (importing("wasi_snapshot_preview1", "fd_write"), "no WASI"),
         (importing("env", "syscall"), "may import only corral:plugin/host@1.0.0"),
         (importing("corral:plugin/host@1.0.0", "launch-missiles"), "missing function `launch-missiles`"),
@@ -172,7 +172,7 @@ async fn hostile_plugins_fail_only_their_own_calls_while_the_cluster_serves() ->
 async fn notifications_survive_failover_until_acknowledged() -> anyhow::Result<()> {
     let mut c = Cluster::start(3, NodeOpts::default()).await?;
     let admin = c.client()?;
-    admin.plugin_deploy("counter", plugin_wasm("counter"), DeployOptions::default()).await?;
+    admin.plugin_deploy("counter", plugin_wasm("probe"), DeployOptions::default()).await?;
 
     let listener = c.client()?;
     let sid = listener.start_session(3_000).await?;
@@ -216,7 +216,7 @@ async fn a_node_that_missed_the_deploy_gets_code_and_state_in_a_snapshot() -> an
     c.kill(lagger);
 
     let client = c.client_on(leader)?;
-    client.plugin_deploy("counter", plugin_wasm("counter"), DeployOptions::default()).await?;
+    client.plugin_deploy("counter", plugin_wasm("probe"), DeployOptions::default()).await?;
     for _ in 0..200 {
         client.plugin_call("counter", br#"{"add":1}"#).await?;
     }
@@ -239,7 +239,7 @@ async fn timers_fire_in_leader_time_and_permissions_are_per_plugin() -> anyhow::
     let c = Cluster::start(3, NodeOpts::default()).await?;
     let admin = c.client()?;
     let acl = corral_client::acl::parse("alice:w,*:r").map_err(anyhow::Error::msg)?;
-    admin.plugin_deploy("counter", plugin_wasm("counter"), DeployOptions { acl, ..DeployOptions::default() }).await?;
+    admin.plugin_deploy("counter", plugin_wasm("probe"), DeployOptions { acl, ..DeployOptions::default() }).await?;
 
     // Nobody writes after setting the timer: the leader's tick makes it fire.
     let (ctx, _) = admin.plugin_call("counter", br#""context""#).await?;

@@ -2,9 +2,11 @@
 //! deployed by `corral dev` under their own names). Each needs a session on the client: the
 //! recipe ties what it grants to the session, so a holder that dies releases it.
 
+mod counter;
 mod election;
 mod lock;
 
+pub use counter::Counter;
 pub use election::{Election, Leader};
 pub use lock::{Lock, LockGuard};
 

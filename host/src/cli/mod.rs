@@ -5,6 +5,7 @@
 mod bench;
 mod certs_cmd;
 mod client_cmds;
+mod counter_cmd;
 mod dev;
 mod election_cmd;
 mod lock_cmd;
@@ -126,6 +127,9 @@ pub enum Cmd {
     /// Run a command while holding a lock (the `lock` recipe); its fencing token is in
     /// CORRAL_FENCING_TOKEN: `corral lock NAME -- CMD ARGS...`.
     Lock(lock_cmd::LockArgs),
+    /// Atomic counters and sequences (the `counter` recipe).
+    #[command(subcommand)]
+    Counter(counter_cmd::CounterCmd),
     /// Leader election (the `election` recipe): campaign -- CMD, leader, observe.
     #[command(subcommand)]
     Election(election_cmd::ElectionCmd),

@@ -1,7 +1,7 @@
 use super::*;
 
 fn counter() -> Vec<u8> {
-    std::fs::read(format!("{BUNDLED_DIR}/counter.wasm")).expect("bundled plugin")
+    std::fs::read(format!("{BUNDLED_DIR}/probe.wasm")).expect("bundled plugin")
 }
 
 #[test]

@@ -92,7 +92,7 @@ fn failed(r: Result<String, Error>) -> String {
 #[test]
 fn calls_apply_and_queries_read_without_writing() {
     let mut r = Replica::new();
-    r.deploy("c", "counter", 10_000_000).expect("deploy");
+    r.deploy("c", "probe", 10_000_000).expect("deploy");
     assert_eq!(r.call("c", r#"{"add":5}"#).expect("add"), "5");
     assert_eq!(r.call("c", r#"{"add":2}"#).expect("add"), "7");
     assert_eq!(r.query("c", r#""get""#).expect("query"), "7");
@@ -106,7 +106,7 @@ fn calls_apply_and_queries_read_without_writing() {
     assert_eq!(r.query("c", r#"{"read":"poison"}"#).expect("query"), "null");
 
     assert!(matches!(r.call("nope", "1"), Err(Error::NoPlugin { .. })));
-    assert!(matches!(r.deploy("c", "counter", 1), Err(Error::PluginExists { .. })));
+    assert!(matches!(r.deploy("c", "probe", 1), Err(Error::PluginExists { .. })));
     assert!(failed(r.call("c", "not json")).contains("bad input"));
 }
 
@@ -115,7 +115,7 @@ fn hostile_code_fails_only_its_own_call() {
     let mut r = Replica::new();
     // Fuel enough to build a 4 MiB output, so the output limit is what stops that one.
     r.deploy("h", "hostile", 100_000_000).expect("deploy");
-    r.deploy("c", "counter", 10_000_000).expect("deploy");
+    r.deploy("c", "probe", 10_000_000).expect("deploy");
     let cases = [
         ("loop", "ran out of fuel"),
         ("host-loop", "ran out of fuel"),
@@ -140,7 +140,7 @@ fn hostile_code_fails_only_its_own_call() {
 #[test]
 fn upload_forms_and_refusals() {
     let rt = runtime();
-    let counter = wasm("counter");
+    let counter = wasm("probe");
     let p = rt.prepare(&counter).expect("a wit-bindgen core module");
     assert!(p.has_migrate);
     let again = rt.prepare(&p.code).expect("the component itself");
@@ -175,10 +175,10 @@ fn wat_module(imports: &[(&str, &str)]) -> Vec<u8> {
 #[test]
 fn upgrade_keeps_state_and_migrates_remove_frees_it() {
     let mut r = Replica::new();
-    r.deploy("c", "counter", 10_000_000).expect("deploy");
+    r.deploy("c", "probe", 10_000_000).expect("deploy");
     r.call("c", r#"{"add":41}"#).expect("add");
     assert_eq!(r.query("c", r#""version""#).expect("v"), r#"{"version":1,"migrated_from":null}"#);
-    let v2 = runtime().prepare(&wasm("counter_v2")).expect("v2");
+    let v2 = runtime().prepare(&wasm("probe_v2")).expect("v2");
     r.cmd(0, Op::PluginUpgrade { name: "c".into(), code: v2.code, hash: v2.hash.clone(), fuel: None }).expect("up");
     assert_eq!(r.query("c", r#""version""#).expect("v"), r#"{"version":2,"migrated_from":1}"#);
     assert_eq!(r.call("c", r#"{"add":1}"#).expect("add"), "42", "state kept");
@@ -195,14 +195,14 @@ fn upgrade_keeps_state_and_migrates_remove_frees_it() {
     r.cmd(0, Op::PluginRemove { name: "c".into() }).expect("remove");
     assert!(r.plugin_keys().is_empty(), "the namespace is freed");
     assert!(matches!(r.call("c", r#""get""#), Err(Error::NoPlugin { .. })));
-    r.deploy("c", "counter", 10_000_000).expect("deploy again");
+    r.deploy("c", "probe", 10_000_000).expect("deploy again");
     assert_eq!(r.query("c", r#""get""#).expect("get"), "0", "a new deploy starts empty");
 }
 
 #[test]
 fn timers_sessions_and_mailboxes() {
     let mut r = Replica::new();
-    r.deploy("c", "counter", 10_000_000).expect("deploy");
+    r.deploy("c", "probe", 10_000_000).expect("deploy");
     let sid = r.session();
     let at = r.ts + 100;
     r.call("c", &format!(r#"{{"timer":{{"at_ms":{at},"tag":"t1"}}}}"#)).expect("timer");
@@ -239,7 +239,7 @@ fn timers_sessions_and_mailboxes() {
 fn replicas_applying_the_same_entries_agree_byte_for_byte() {
     let run = || {
         let mut r = Replica::new();
-        r.deploy("c", "counter", 10_000_000).expect("deploy");
+        r.deploy("c", "probe", 10_000_000).expect("deploy");
         r.deploy("h", "hostile", 1_000_000).expect("deploy");
         for i in 0..50 {
             let _ = r.call("c", &format!(r#"{{"add":{i}}}"#));

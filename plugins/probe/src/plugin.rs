@@ -1,4 +1,4 @@
-// Shared by `counter` (version 1) and `counter-v2` (version 2): each defines VERSION first.
+// Shared by `probe` (version 1) and `probe-v2` (version 2): each defines VERSION first.
 
 use corral_guest::{kv, Ctx, Plugin};
 use serde::{Deserialize, Serialize};
@@ -34,13 +34,13 @@ pub enum Output {
     Done(()),
 }
 
-pub struct Counter;
+pub struct Probe;
 
 fn counter() -> Result<i64, String> {
     Ok(kv::get_json::<i64>(b"n")?.unwrap_or(0))
 }
 
-impl Plugin for Counter {
+impl Plugin for Probe {
     type Input = Input;
     type Output = Output;
 
@@ -107,4 +107,4 @@ impl Plugin for Counter {
     }
 }
 
-corral_guest::export!(Counter);
+corral_guest::export!(Probe);

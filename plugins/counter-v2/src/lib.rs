@@ -1,5 +1,0 @@
-//! `counter` at version 2: the upgrade target in the platform's tests.
-
-const VERSION: u32 = 2;
-
-include!("../../counter/src/plugin.rs");
