@@ -4,61 +4,19 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::sync::Arc;
-
-use corral::plugin::{Plugins, BUNDLED_DIR};
-use corral::state::{Command, MemStore, Op, State};
-use corral_proto::{Error, Reply};
+use corral_proto::Error;
 use serde_json::{json, Value};
 
-struct Sim {
-    s: State,
-    index: u64,
-    ts: u64,
-    _dir: tempfile::TempDir,
+mod common;
+
+use common::Sim;
+
+trait LockSim {
+    fn acquire(&mut self, session: u64, extra: Value) -> Value;
+    fn release(&mut self, session: u64) -> Result<Value, Error>;
 }
 
-impl Sim {
-    fn new() -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        let plugins = Plugins::new(dir.path()).unwrap();
-        let s = State::new(Arc::new(MemStore::default())).with_plugins(plugins.clone());
-        let wasm = std::fs::read(format!("{BUNDLED_DIR}/lock.wasm")).unwrap();
-        let p = plugins.prepare(&wasm).unwrap();
-        let mut sim = Sim { s, index: 0, ts: 1_000, _dir: dir };
-        let deploy = Op::PluginDeploy {
-            name: "lock".into(),
-            code: p.code,
-            hash: p.hash,
-            fuel: 10_000_000,
-            quota: 1 << 20,
-            acl: vec![],
-        };
-        sim.op(0, deploy).unwrap();
-        sim
-    }
-
-    fn op(&mut self, session: u64, op: Op) -> Result<Reply, Error> {
-        self.index += 1;
-        self.ts += 10;
-        let cmd = Command { session, req: self.index, ..Command::plain(self.ts, op) };
-        self.s.with_txn(|t| self.s.apply(t, self.index, &cmd)).unwrap()
-    }
-
-    fn session(&mut self) -> u64 {
-        match self.op(0, Op::CreateSession { timeout_ms: 5_000, secret: vec![0; 16] }) {
-            Ok(Reply::Session { id, .. }) => id,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    fn call(&mut self, session: u64, input: Value) -> Result<Value, Error> {
-        match self.op(session, Op::PluginCall { name: "lock".into(), input: input.to_string().into_bytes() })? {
-            Reply::Plugin { output, .. } => Ok(serde_json::from_slice(&output).unwrap()),
-            other => panic!("{other:?}"),
-        }
-    }
-
+impl LockSim for Sim {
     fn acquire(&mut self, session: u64, extra: Value) -> Value {
         let mut a = json!({ "lock": "L" });
         a.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
@@ -68,30 +26,11 @@ impl Sim {
     fn release(&mut self, session: u64) -> Result<Value, Error> {
         self.call(session, json!({ "release": { "lock": "L" } }))
     }
-
-    /// The session's lock notifications so far, acknowledged.
-    fn mail(&mut self, session: u64) -> Vec<Value> {
-        let notes = self.s.mailbox(session, (0, 0), 100).unwrap();
-        if let Some(last) = notes.last() {
-            self.op(session, Op::AckNotifications { upto: last.pos }).unwrap();
-        }
-        notes.iter().map(|n| serde_json::from_slice(&n.payload).unwrap()).collect()
-    }
-
-    fn end(&mut self, session: u64) {
-        self.op(0, Op::ExpireSessions { ids: vec![session] }).unwrap();
-    }
-
-    fn tick_until(&mut self, ts: u64) {
-        while self.ts < ts {
-            self.op(0, Op::Tick).unwrap();
-        }
-    }
 }
 
 #[test]
 fn grants_go_in_fifo_order_by_notification_with_increasing_tokens() {
-    let mut sim = Sim::new();
+    let mut sim = Sim::new("lock");
     let s: Vec<u64> = (0..4).map(|_| sim.session()).collect();
     let first = sim.acquire(s[0], json!({}));
     let t0 = first["granted"]["token"].as_u64().expect("free: granted at once");
@@ -117,7 +56,7 @@ fn grants_go_in_fifo_order_by_notification_with_increasing_tokens() {
 
 #[test]
 fn a_holders_session_end_passes_the_lock_on_after_its_lock_delay() {
-    let mut sim = Sim::new();
+    let mut sim = Sim::new("lock");
     let (a, b, c) = (sim.session(), sim.session(), sim.session());
     sim.acquire(a, json!({ "delay_ms": 1000 }));
     sim.acquire(b, json!({}));
@@ -136,7 +75,7 @@ fn a_holders_session_end_passes_the_lock_on_after_its_lock_delay() {
 
 #[test]
 fn try_lock_timeouts_and_reentrancy() {
-    let mut sim = Sim::new();
+    let mut sim = Sim::new("lock");
     let (a, b) = (sim.session(), sim.session());
     let t = sim.acquire(a, json!({ "reentrant": true }))["granted"]["token"].as_u64().unwrap();
     assert_eq!(sim.acquire(a, json!({ "reentrant": true }))["granted"]["token"].as_u64(), Some(t), "re-entered");

@@ -5,10 +5,12 @@
 mod counter;
 mod election;
 mod lock;
+mod semaphore;
 
 pub use counter::Counter;
 pub use election::{Election, Leader};
 pub use lock::{Lock, LockGuard};
+pub use semaphore::{Permit, Semaphore};
 
 use corral_proto::Notification;
 use serde_json::Value;
