@@ -5,11 +5,13 @@
 mod counter;
 mod election;
 mod lock;
+mod queue;
 mod semaphore;
 
 pub use counter::Counter;
 pub use election::{Election, Leader};
 pub use lock::{Lock, LockGuard};
+pub use queue::{Queue, QueueItem};
 pub use semaphore::{Permit, Semaphore};
 
 use corral_proto::Notification;

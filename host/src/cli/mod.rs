@@ -11,6 +11,7 @@ mod election_cmd;
 mod lock_cmd;
 mod output;
 mod plugin_cmd;
+mod queue_cmd;
 mod txn;
 
 use std::path::PathBuf;
@@ -130,6 +131,9 @@ pub enum Cmd {
     /// Atomic counters and sequences (the `counter` recipe).
     #[command(subcommand)]
     Counter(counter_cmd::CounterCmd),
+    /// A work queue (the `queue` recipe): put, take, consume, size.
+    #[command(subcommand)]
+    Queue(queue_cmd::QueueCmd),
     /// Leader election (the `election` recipe): campaign -- CMD, leader, observe.
     #[command(subcommand)]
     Election(election_cmd::ElectionCmd),
