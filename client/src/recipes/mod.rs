@@ -2,12 +2,14 @@
 //! deployed by `corral dev` under their own names). Each needs a session on the client: the
 //! recipe ties what it grants to the session, so a holder that dies releases it.
 
+mod barrier;
 mod counter;
 mod election;
 mod lock;
 mod queue;
 mod semaphore;
 
+pub use barrier::{Barrier, DoubleBarrier};
 pub use counter::Counter;
 pub use election::{Election, Leader};
 pub use lock::{Lock, LockGuard};
