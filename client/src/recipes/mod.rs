@@ -7,6 +7,7 @@ mod counter;
 mod election;
 mod lock;
 mod queue;
+mod rwlock;
 mod semaphore;
 
 pub use barrier::{Barrier, DoubleBarrier};
@@ -14,6 +15,7 @@ pub use counter::Counter;
 pub use election::{Election, Leader};
 pub use lock::{Lock, LockGuard};
 pub use queue::{Queue, QueueItem};
+pub use rwlock::{RwGuard, RwLock};
 pub use semaphore::{Permit, Semaphore};
 
 use corral_proto::Notification;
