@@ -8,6 +8,7 @@ mod election;
 mod lock;
 mod multilock;
 mod queue;
+mod registry;
 mod rwlock;
 mod semaphore;
 
@@ -17,6 +18,7 @@ pub use election::{Election, Leader};
 pub use lock::{Lock, LockGuard};
 pub use multilock::{MultiGuard, MultiLock};
 pub use queue::{Queue, QueueItem};
+pub use registry::{Balance, Registry, ServiceInstance};
 pub use rwlock::{RwGuard, RwLock};
 pub use semaphore::{Permit, Semaphore};
 

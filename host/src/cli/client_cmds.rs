@@ -193,6 +193,7 @@ pub async fn run(cmd: Cmd, config: Option<PathBuf>, j: bool) -> Result<()> {
         Cmd::Election(e) => super::election_cmd::run(&client, e, j).await?,
         Cmd::Counter(cmd) => super::counter_cmd::run(&client, cmd, j).await?,
         Cmd::Queue(cmd) => super::queue_cmd::run(&client, cmd, j).await?,
+        Cmd::Registry(cmd) => super::registry_cmd::run(&client, cmd, j).await?,
         Cmd::Serve | Cmd::Dev { .. } | Cmd::Certs(_) | Cmd::Status | Cmd::Bench(_) => unreachable_cmd()?,
     }
     Ok(())

@@ -12,6 +12,7 @@ mod lock_cmd;
 mod output;
 mod plugin_cmd;
 mod queue_cmd;
+mod registry_cmd;
 mod txn;
 
 use std::path::PathBuf;
@@ -134,6 +135,9 @@ pub enum Cmd {
     /// A work queue (the `queue` recipe): put, take, consume, size.
     #[command(subcommand)]
     Queue(queue_cmd::QueueCmd),
+    /// Service discovery (the `registry` recipe): register -- CMD, lookup, pick.
+    #[command(subcommand)]
+    Registry(registry_cmd::RegistryCmd),
     /// Leader election (the `election` recipe): campaign -- CMD, leader, observe.
     #[command(subcommand)]
     Election(election_cmd::ElectionCmd),

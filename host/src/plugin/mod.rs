@@ -60,7 +60,8 @@ pub fn upload_hash(upload: &[u8]) -> Result<String, String> {
 }
 
 /// The coordination recipes `corral dev` deploys, each under its own name.
-pub const RECIPES: &[&str] = &["lock", "election", "counter", "semaphore", "queue", "barrier", "rwlock", "multilock"];
+pub const RECIPES: &[&str] =
+    &["lock", "election", "counter", "semaphore", "queue", "barrier", "rwlock", "multilock", "registry"];
 
 impl Plugins {
     /// The runtime, with compiled artifacts cached under `cache_dir`.
