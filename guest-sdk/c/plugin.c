@@ -240,18 +240,19 @@ void corral_plugin_host_log(plugin_string_t *message) {
 }
 
 __attribute__((__export_name__("apply")))
-uint8_t * __wasm_export_exports_plugin_apply(int64_t arg, int64_t arg0, int64_t arg1, uint8_t * arg2, size_t arg3, uint8_t * arg4, size_t arg5) {
-  plugin_call_context_t arg6 = (corral_plugin_host_call_context_t) {
+uint8_t * __wasm_export_exports_plugin_apply(int64_t arg, int64_t arg0, int64_t arg1, uint8_t * arg2, size_t arg3, int32_t arg4, uint8_t * arg5, size_t arg6) {
+  plugin_call_context_t arg7 = (corral_plugin_host_call_context_t) {
     (uint64_t) (uint64_t) (arg),
     (uint64_t) (uint64_t) (arg0),
     (uint64_t) (uint64_t) (arg1),
     (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg2), (arg3) },
+    (bool) arg4,
   };
-  plugin_list_u8_t arg7 = (plugin_list_u8_t) { (uint8_t*)(arg4), (arg5) };
+  plugin_list_u8_t arg8 = (plugin_list_u8_t) { (uint8_t*)(arg5), (arg6) };
   plugin_result_list_u8_string_t ret;
   plugin_list_u8_t ok;
   plugin_string_t err;
-  ret.is_err = !exports_plugin_apply(&arg6, &arg7, &ok, &err);
+  ret.is_err = !exports_plugin_apply(&arg7, &arg8, &ok, &err);
   if (ret.is_err) {
     ret.val.err = err;
   }
@@ -260,9 +261,9 @@ uint8_t * __wasm_export_exports_plugin_apply(int64_t arg, int64_t arg0, int64_t 
   }
   uint8_t *ptr = (uint8_t *) &RET_AREA;
   if ((ret).is_err) {
-    const plugin_string_t *payload8 = &(ret).val.err;*((int8_t*)(ptr + 0)) = 1;
-    *((size_t*)(ptr + (2*sizeof(void*)))) = (*payload8).len;
-    *((uint8_t **)(ptr + sizeof(void*))) = (uint8_t *) (*payload8).ptr;
+    const plugin_string_t *payload9 = &(ret).val.err;*((int8_t*)(ptr + 0)) = 1;
+    *((size_t*)(ptr + (2*sizeof(void*)))) = (*payload9).len;
+    *((uint8_t **)(ptr + sizeof(void*))) = (uint8_t *) (*payload9).ptr;
   } else {
     const plugin_list_u8_t *payload = &(ret).val.ok;*((int8_t*)(ptr + 0)) = 0;
     *((size_t*)(ptr + (2*sizeof(void*)))) = (*payload).len;
@@ -272,18 +273,19 @@ uint8_t * __wasm_export_exports_plugin_apply(int64_t arg, int64_t arg0, int64_t 
 }
 
 __attribute__((__export_name__("query")))
-uint8_t * __wasm_export_exports_plugin_query(int64_t arg, int64_t arg0, int64_t arg1, uint8_t * arg2, size_t arg3, uint8_t * arg4, size_t arg5) {
-  plugin_call_context_t arg6 = (corral_plugin_host_call_context_t) {
+uint8_t * __wasm_export_exports_plugin_query(int64_t arg, int64_t arg0, int64_t arg1, uint8_t * arg2, size_t arg3, int32_t arg4, uint8_t * arg5, size_t arg6) {
+  plugin_call_context_t arg7 = (corral_plugin_host_call_context_t) {
     (uint64_t) (uint64_t) (arg),
     (uint64_t) (uint64_t) (arg0),
     (uint64_t) (uint64_t) (arg1),
     (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg2), (arg3) },
+    (bool) arg4,
   };
-  plugin_list_u8_t arg7 = (plugin_list_u8_t) { (uint8_t*)(arg4), (arg5) };
+  plugin_list_u8_t arg8 = (plugin_list_u8_t) { (uint8_t*)(arg5), (arg6) };
   plugin_result_list_u8_string_t ret;
   plugin_list_u8_t ok;
   plugin_string_t err;
-  ret.is_err = !exports_plugin_query(&arg6, &arg7, &ok, &err);
+  ret.is_err = !exports_plugin_query(&arg7, &arg8, &ok, &err);
   if (ret.is_err) {
     ret.val.err = err;
   }
@@ -292,9 +294,9 @@ uint8_t * __wasm_export_exports_plugin_query(int64_t arg, int64_t arg0, int64_t 
   }
   uint8_t *ptr = (uint8_t *) &RET_AREA;
   if ((ret).is_err) {
-    const plugin_string_t *payload8 = &(ret).val.err;*((int8_t*)(ptr + 0)) = 1;
-    *((size_t*)(ptr + (2*sizeof(void*)))) = (*payload8).len;
-    *((uint8_t **)(ptr + sizeof(void*))) = (uint8_t *) (*payload8).ptr;
+    const plugin_string_t *payload9 = &(ret).val.err;*((int8_t*)(ptr + 0)) = 1;
+    *((size_t*)(ptr + (2*sizeof(void*)))) = (*payload9).len;
+    *((uint8_t **)(ptr + sizeof(void*))) = (uint8_t *) (*payload9).ptr;
   } else {
     const plugin_list_u8_t *payload = &(ret).val.ok;*((int8_t*)(ptr + 0)) = 0;
     *((size_t*)(ptr + (2*sizeof(void*)))) = (*payload).len;
@@ -304,26 +306,28 @@ uint8_t * __wasm_export_exports_plugin_query(int64_t arg, int64_t arg0, int64_t 
 }
 
 __attribute__((__export_name__("expire")))
-void __wasm_export_exports_plugin_expire(int64_t arg, int64_t arg0, int64_t arg1, uint8_t * arg2, size_t arg3, int64_t arg4) {
-  plugin_call_context_t arg5 = (corral_plugin_host_call_context_t) {
-    (uint64_t) (uint64_t) (arg),
-    (uint64_t) (uint64_t) (arg0),
-    (uint64_t) (uint64_t) (arg1),
-    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg2), (arg3) },
-  };
-  exports_plugin_expire(&arg5, (uint64_t) (arg4));
-}
-
-__attribute__((__export_name__("timer")))
-void __wasm_export_exports_plugin_timer(int64_t arg, int64_t arg0, int64_t arg1, uint8_t * arg2, size_t arg3, uint8_t * arg4, size_t arg5) {
+void __wasm_export_exports_plugin_expire(int64_t arg, int64_t arg0, int64_t arg1, uint8_t * arg2, size_t arg3, int32_t arg4, int64_t arg5) {
   plugin_call_context_t arg6 = (corral_plugin_host_call_context_t) {
     (uint64_t) (uint64_t) (arg),
     (uint64_t) (uint64_t) (arg0),
     (uint64_t) (uint64_t) (arg1),
     (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg2), (arg3) },
+    (bool) arg4,
   };
-  plugin_list_u8_t arg7 = (plugin_list_u8_t) { (uint8_t*)(arg4), (arg5) };
-  exports_plugin_timer(&arg6, &arg7);
+  exports_plugin_expire(&arg6, (uint64_t) (arg5));
+}
+
+__attribute__((__export_name__("timer")))
+void __wasm_export_exports_plugin_timer(int64_t arg, int64_t arg0, int64_t arg1, uint8_t * arg2, size_t arg3, int32_t arg4, uint8_t * arg5, size_t arg6) {
+  plugin_call_context_t arg7 = (corral_plugin_host_call_context_t) {
+    (uint64_t) (uint64_t) (arg),
+    (uint64_t) (uint64_t) (arg0),
+    (uint64_t) (uint64_t) (arg1),
+    (plugin_string_t) (plugin_string_t) { (uint8_t*)(arg2), (arg3) },
+    (bool) arg4,
+  };
+  plugin_list_u8_t arg8 = (plugin_list_u8_t) { (uint8_t*)(arg5), (arg6) };
+  exports_plugin_timer(&arg7, &arg8);
 }
 
 // Ensure that the *_component_type.o object is linked in

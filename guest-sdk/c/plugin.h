@@ -36,6 +36,8 @@ typedef struct corral_plugin_host_call_context_t {
   uint64_t   session;
   // The caller's identity from its client certificate ("" for the system).
   plugin_string_t   identity;
+  // The caller is one of the ensemble's configured admins (the system is too).
+  bool   admin;
 } corral_plugin_host_call_context_t;
 
 typedef struct {

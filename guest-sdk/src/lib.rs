@@ -55,11 +55,13 @@ pub struct Ctx {
     pub session: u64,
     /// The caller's identity, from its certificate.
     pub identity: String,
+    /// The caller is an admin of the ensemble (or the system itself: hooks, migrations).
+    pub admin: bool,
 }
 
 impl From<bindings::CallContext> for Ctx {
     fn from(c: bindings::CallContext) -> Ctx {
-        Ctx { index: c.index, time_ms: c.time_ms, session: c.session, identity: c.identity }
+        Ctx { index: c.index, time_ms: c.time_ms, session: c.session, identity: c.identity, admin: c.admin }
     }
 }
 

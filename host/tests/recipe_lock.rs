@@ -90,3 +90,17 @@ fn try_lock_timeouts_and_reentrancy() {
     assert!(sim.acquire(b, json!({}))["granted"]["token"].as_u64().unwrap() > t);
     assert!(sim.call(0, json!({ "acquire": { "lock": "L" } })).is_err(), "no session, no lock");
 }
+
+#[test]
+fn only_an_admin_may_revoke_and_the_lock_passes_on() {
+    let mut sim = Sim::new("lock");
+    let (a, b) = (sim.session(), sim.session());
+    let t = sim.acquire(a, json!({}))["granted"]["token"].as_u64().unwrap();
+    sim.acquire(b, json!({}));
+    let denied = sim.call_as_user(b, "bob", json!({ "revoke": { "lock": "L" } }));
+    assert!(denied.unwrap_err().to_string().contains("only an admin"));
+    sim.call(0, json!({ "revoke": { "lock": "L" } })).unwrap();
+    assert_eq!(sim.mail(a), vec![json!({ "lock": "L", "revoked": true, "token": t })], "the holder is told");
+    assert!(sim.mail(b)[0]["token"].as_u64().unwrap() > t, "the next waiter gets it, with a newer token");
+    assert!(sim.release(a).is_err(), "the revoked holder holds nothing");
+}

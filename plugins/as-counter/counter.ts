@@ -27,7 +27,7 @@ function parseAdd(input: string): string | null {
   return num;
 }
 
-export function apply(index: i64, timeMs: i64, session: i64, idPtr: usize, idLen: usize, inPtr: usize, inLen: usize): usize {
+export function apply(index: i64, timeMs: i64, session: i64, idPtr: usize, idLen: usize, admin: bool, inPtr: usize, inLen: usize): usize {
   const num = parseAdd(readString(inPtr, inLen));
   if (num == null) return err('bad input: expected {"add":N}');
   const n = counter() + I64.parseInt(num);
@@ -36,11 +36,11 @@ export function apply(index: i64, timeMs: i64, session: i64, idPtr: usize, idLen
   return ok(n.toString());
 }
 
-export function query(index: i64, timeMs: i64, session: i64, idPtr: usize, idLen: usize, inPtr: usize, inLen: usize): usize {
+export function query(index: i64, timeMs: i64, session: i64, idPtr: usize, idLen: usize, admin: bool, inPtr: usize, inLen: usize): usize {
   if (readString(inPtr, inLen) != '"get"') return err('bad input: expected "get"');
   return ok(counter().toString());
 }
 
-export function expire(index: i64, timeMs: i64, session: i64, idPtr: usize, idLen: usize, ended: i64): void {}
+export function expire(index: i64, timeMs: i64, session: i64, idPtr: usize, idLen: usize, admin: bool, ended: i64): void {}
 
-export function timer(index: i64, timeMs: i64, session: i64, idPtr: usize, idLen: usize, tagPtr: usize, tagLen: usize): void {}
+export function timer(index: i64, timeMs: i64, session: i64, idPtr: usize, idLen: usize, admin: bool, tagPtr: usize, tagLen: usize): void {}

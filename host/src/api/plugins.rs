@@ -98,6 +98,7 @@ impl Api {
             time_ms: 0,
             session: ctx.session,
             identity: ctx.identity.clone(),
+            admin: self.is_admin(&ctx.identity),
         };
         let (state, admin) = (self.state.clone(), self.is_admin(&ctx.identity));
         let (name, input) = (name.to_string(), input.to_vec());

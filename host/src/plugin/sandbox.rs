@@ -31,6 +31,7 @@ pub struct CallContext {
     pub time_ms: u64,
     pub session: u64,
     pub identity: String,
+    pub admin: bool,
 }
 
 #[derive(ComponentType, Lower)]

@@ -21,6 +21,19 @@ const MAX_TIMERS_PER_ENTRY: usize = 64;
 /// How deep `watch-session` on an ended session may chain `expire` calls.
 const MAX_HOOK_DEPTH: u32 = 4;
 
+impl CallContext {
+    /// The context of a call made by the entry `at` describes.
+    fn of(at: &At<'_>) -> CallContext {
+        CallContext {
+            index: at.index,
+            time_ms: at.now,
+            session: at.session,
+            identity: at.identity.into(),
+            admin: at.admin,
+        }
+    }
+}
+
 /// What plugin work needs besides the transaction: the runtime (none in unit tests of the
 /// tree) and the committed store the runtime reads through.
 #[derive(Clone, Copy)]
@@ -159,7 +172,7 @@ pub fn upgrade(
     };
     t.put(keys::plugin_code(name), code.to_vec());
     save(t, name, &rec);
-    let ctx = CallContext { index: at.index, time_ms: at.now, session: at.session, identity: at.identity.into() };
+    let ctx = CallContext::of(at);
     match invoke(t, env, name, ctx, Export::Migrate(old.version), 0)? {
         Ok(_) => Ok(Ok(Reply::Done { index: at.index })),
         Err(e) => Ok(Err(failed(name, format!("migrate from version {}: {e}", old.version)))),
@@ -200,7 +213,7 @@ pub fn call(t: &mut Txn<'_>, env: Env<'_>, at: &At<'_>, name: &str, input: &[u8]
         let (identity, what) = (at.identity.to_string(), "call".to_string());
         return Ok(Err(Error::NoAuth { path: format!("plugin {name}"), identity, what }));
     }
-    let ctx = CallContext { index: at.index, time_ms: at.now, session: at.session, identity: at.identity.into() };
+    let ctx = CallContext::of(at);
     Ok(invoke(t, env, name, ctx, Export::Apply(input.to_vec()), 0)?
         .map(|output| Reply::Plugin { index: at.index, output })
         .map_err(|e| failed(name, e)))
@@ -258,7 +271,7 @@ fn invoke(
     }
     if depth < MAX_HOOK_DEPTH {
         for session in ended {
-            let ctx = CallContext { index, time_ms: now, session, identity: String::new() };
+            let ctx = CallContext { index, time_ms: now, session, identity: String::new(), admin: true };
             hook(t, env, name, ctx, Export::Expire(session), depth + 1)?;
         }
     }
@@ -323,7 +336,7 @@ pub fn fire_timers(t: &mut Txn<'_>, env: Env<'_>, index: u64, now: u64) -> Resul
         }
         t.delete(k);
         t.delete(keys::timer_by_tag(&name, &tag));
-        let ctx = CallContext { index, time_ms: now, session: 0, identity: String::new() };
+        let ctx = CallContext { index, time_ms: now, session: 0, identity: String::new(), admin: true };
         hook(t, env, &name, ctx, Export::Timer(tag), 0)?;
     }
     Ok(())
@@ -344,7 +357,7 @@ pub fn sessions_ended(t: &mut Txn<'_>, env: Env<'_>, index: u64, now: u64, ended
             t.delete(k.clone());
             let Ok(name) = String::from_utf8(k[prefix.len()..].to_vec()) else { continue };
             if load(|key| t.get(key), &name)?.is_some() {
-                let ctx = CallContext { index, time_ms: now, session, identity: String::new() };
+                let ctx = CallContext { index, time_ms: now, session, identity: String::new(), admin: true };
                 hook(t, env, &name, ctx, Export::Expire(session), 0)?;
             }
         }

@@ -62,6 +62,24 @@ impl Sim {
         }
     }
 
+    /// Call the plugin's `apply` as a non-admin `identity`.
+    pub fn call_as_user(&mut self, session: u64, identity: &str, input: Value) -> Result<Value, Error> {
+        self.index += 1;
+        self.ts += 10;
+        let op = Op::PluginCall { name: self.plugin.clone(), input: input.to_string().into_bytes() };
+        let cmd = Command {
+            session,
+            req: self.index,
+            identity: identity.into(),
+            admin: false,
+            ..Command::plain(self.ts, op)
+        };
+        match self.s.with_txn(|t| self.s.apply(t, self.index, &cmd)).unwrap()? {
+            Reply::Plugin { output, .. } => Ok(serde_json::from_slice(&output).unwrap()),
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// The plugin's `query`; its JSON output.
     pub fn query(&mut self, input: Value) -> Value {
         let ctx = corral::plugin::CallContext { index: self.index, ..Default::default() };

@@ -10,6 +10,7 @@
 //! - `timeout_ms`: 0 is a try-lock (never queued); more gives up after that long (a
 //!   notification `{"lock", "timeout": true}`).
 //! - `reentrant`: the holding session may acquire again (counted; released as often).
+//! - `revoke` (admins only) takes a lock from its holder and passes it on; the holder is told.
 
 use corral_guest::{kv, Ctx, Plugin};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,11 @@ pub enum Input {
         delay_ms: u64,
     },
     Release {
+        lock: String,
+    },
+    /// Admins only: take the lock from its holder (told `{"lock", "revoked": true}`) and pass
+    /// it on.
+    Revoke {
         lock: String,
     },
     /// Query: who holds `lock`, with which token, and how many wait.
@@ -136,6 +142,19 @@ impl Plugin for Lock {
     type Output = Output;
 
     fn apply(ctx: &Ctx, input: Input) -> Result<Output, String> {
+        if let Input::Revoke { lock } = &input {
+            if !ctx.admin {
+                return Err(format!("only an admin may revoke a lock ({} is not one)", ctx.identity));
+            }
+            let Some(h) = kv::get_json::<Holding>(&holder_key(lock))? else {
+                return Err(format!("lock {lock} is not held"));
+            };
+            kv::delete(&holder_key(lock));
+            kv::delete(&session_key(h.session, lock));
+            note(h.session, serde_json::json!({ "lock": lock, "revoked": true, "token": h.token }));
+            pass_on(ctx, lock)?;
+            return Ok(Output::Released);
+        }
         if ctx.session == 0 && !matches!(input, Input::Holder { .. }) {
             return Err("locks are held by sessions: start one first".into());
         }
@@ -198,6 +217,7 @@ impl Plugin for Lock {
                 Ok(Output::Released)
             }
             Input::Holder { lock } => Self::query(ctx, Input::Holder { lock }),
+            Input::Revoke { .. } => Err("unreachable: handled above".into()),
         }
     }
 
