@@ -29,6 +29,7 @@
 //! runs out of fuel changes nothing.
 
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)] // generated: the canonical ABI flattens call-context
 pub mod bindings {
     wit_bindgen::generate!({
         path: "wit",
