@@ -1,7 +1,8 @@
-//! The `lock` recipe on a 3-node ensemble of real processes: 16 clients contend for one lock
-//! while holders' processes (`corral lock NAME -- CMD`) are killed -9 at seeded moments and the
-//! leader is killed once. A fenced resource checks every grant: never two holders at once,
-//! tokens strictly increasing; every client gets all its turns.
+//! The `lock` recipe on a 3-node ensemble of real processes: 16 clients × 200 acquisitions of
+//! one lock while lock-holding processes (`corral lock NAME -- CMD`) are killed -9 and the
+//! leader is killed, at seeded moments. A fenced resource checks every grant: never two
+//! holders at once, tokens strictly increasing. Waiters are served in the order they queued
+//! (FIFO), and every client gets all its turns.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -11,8 +12,9 @@ use corral_client::DeployOptions;
 use corral_tests::{eventually, plugin_wasm, Cluster, NodeOpts};
 
 const CLIENTS: u64 = 16;
-const TURNS: u64 = 20;
-const KILLED_HOLDERS: u64 = 3;
+const TURNS: u64 = 200;
+const KILLED_HOLDERS: u64 = 4;
+const LEADER_KILLS: u64 = 2;
 
 /// What the lock protects: refuses stale tokens, and sees any overlap of holders.
 #[derive(Default)]
@@ -61,11 +63,13 @@ async fn mutual_exclusion_with_fencing_while_holders_and_the_leader_die() -> any
     let mut c = Cluster::start(3, NodeOpts::default()).await?;
     c.client()?.plugin_deploy("lock", plugin_wasm("lock"), DeployOptions::default()).await?;
     let resource = Arc::new(Mutex::new(Resource::default()));
+    // (queued at, token) of every grant that waited in the queue.
+    let queued: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
 
     let mut workers = Vec::new();
     for who in 0..CLIENTS {
         let client = c.client()?;
-        let resource = resource.clone();
+        let (resource, queued) = (resource.clone(), queued.clone());
         let mut rng = Rng(seed.wrapping_add(who).wrapping_mul(0x9E3779B97F4A7C15) | 1);
         workers.push(tokio::spawn(async move {
             let mut turns = 0;
@@ -82,6 +86,9 @@ async fn mutual_exclusion_with_fencing_while_holders_and_the_leader_die() -> any
                     }
                 };
                 resource.lock().unwrap().enter(who, guard.token());
+                if let Some(at) = guard.queued_at() {
+                    queued.lock().unwrap().push((at, guard.token()));
+                }
                 tokio::time::sleep(Duration::from_millis(rng.next(3))).await;
                 resource.lock().unwrap().leave(who);
                 turns += 1;
@@ -100,7 +107,7 @@ async fn mutual_exclusion_with_fencing_while_holders_and_the_leader_die() -> any
     let dir = tempfile::tempdir()?;
     let mut rng = Rng(seed | 1);
     for k in 0..KILLED_HOLDERS {
-        tokio::time::sleep(Duration::from_millis(200 + rng.next(400))).await;
+        tokio::time::sleep(Duration::from_millis(500 + rng.next(2_000))).await;
         let token_file = dir.path().join(format!("holder{k}"));
         let script = format!("echo $CORRAL_FENCING_TOKEN > {}.tmp && mv {0}.tmp {0} && sleep 60", token_file.display());
         let mut holder = c
@@ -117,7 +124,8 @@ async fn mutual_exclusion_with_fencing_while_holders_and_the_leader_die() -> any
         holder.kill()?;
         let _ = holder.wait();
         resource.lock().unwrap().leave(who);
-        if k == 1 {
+        if k < LEADER_KILLS {
+            tokio::time::sleep(Duration::from_millis(rng.next(1_000))).await;
             let leader = c.wait_leader(Duration::from_secs(10)).await?;
             c.kill(leader);
             c.wait_leader(Duration::from_secs(10)).await?;
@@ -126,10 +134,24 @@ async fn mutual_exclusion_with_fencing_while_holders_and_the_leader_die() -> any
     }
 
     for w in workers {
-        tokio::time::timeout(Duration::from_secs(120), w).await???;
+        tokio::time::timeout(Duration::from_secs(600), w).await???;
     }
     let r = resource.lock().unwrap();
     assert!(r.violations.is_empty(), "mutual exclusion violated: {:?}", r.violations);
     assert_eq!(r.grants, CLIENTS * TURNS + KILLED_HOLDERS, "every turn was served");
+    let mut queued = queued.lock().unwrap().clone();
+    queued.sort();
+    assert!(queued.len() as u64 > CLIENTS * TURNS / 2, "the lock was contended ({} waited)", queued.len());
+    for pair in queued.windows(2) {
+        assert!(
+            pair[0].1 < pair[1].1,
+            "served out of FIFO order: queued at {} got {}, queued at {} got {}",
+            pair[0].0,
+            pair[0].1,
+            pair[1].0,
+            pair[1].1
+        );
+    }
+    println!("{} grants, {} after waiting in the queue, all in FIFO order", r.grants, queued.len());
     Ok(())
 }

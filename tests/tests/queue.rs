@@ -99,3 +99,19 @@ async fn ten_thousand_items_none_lost_none_acknowledged_twice_while_consumers_di
     println!("{} items, {} acknowledgements seen, {KILLED} consumers killed", total, acked.len());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_shell_take_acknowledges_only_when_its_command_succeeds() -> anyhow::Result<()> {
+    let c = Cluster::start(3, NodeOpts::default()).await?;
+    let client = c.client()?;
+    client.plugin_deploy("queue", plugin_wasm("queue"), DeployOptions::default()).await?;
+    client.queue("Q").put("first").await?;
+    let failed = c.cli()?.args(["queue", "take", "Q", "--", "false"]).status()?;
+    assert!(!failed.success(), "the command's failure is the exit status");
+    assert_eq!(queued(&c).await, 1, "not acknowledged: the item is back");
+    let check = r#"test "$CORRAL_QUEUE_DATA" = first"#;
+    let ok = c.cli()?.args(["queue", "take", "Q", "--", "sh", "-c", check]).status()?;
+    assert!(ok.success());
+    assert_eq!(queued(&c).await, 0, "acknowledged");
+    Ok(())
+}

@@ -105,3 +105,69 @@ async fn a_barrier_holds_waiters_until_removed() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_rwlock_never_mixes_a_writer_with_anyone() -> anyhow::Result<()> {
+    let c = cluster_with(&["rwlock"]).await?;
+    // Readers inside, and writers inside (times 1000): any overlap shows in one number.
+    let inside = Arc::new(AtomicI64::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..8u64 {
+        let client = c.client()?;
+        let inside = inside.clone();
+        tasks.push(tokio::spawn(async move {
+            client.start_session(5_000).await?;
+            for round in 0..12u64 {
+                let write = (w * 7 + round * 3) % 4 == 0;
+                let lock = client.rwlock("RW");
+                let guard = if write { lock.write().await? } else { lock.read().await? };
+                let me = if write { 1_000 } else { 1 };
+                let now = inside.fetch_add(me, Ordering::SeqCst) + me;
+                assert!(now < 1_000 || now == 1_000, "a writer with others inside ({now})");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                inside.fetch_sub(me, Ordering::SeqCst);
+                guard.release().await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(120), t).await???;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_multilock_never_shares_a_lock_and_never_deadlocks() -> anyhow::Result<()> {
+    let c = cluster_with(&["multilock"]).await?;
+    let names = ["a", "b", "c", "d"];
+    let occupancy: Arc<Vec<AtomicI64>> = Arc::new(names.iter().map(|_| AtomicI64::new(0)).collect());
+    let mut tasks = Vec::new();
+    for w in 0..8usize {
+        let client = c.client()?;
+        let occupancy = occupancy.clone();
+        tasks.push(tokio::spawn(async move {
+            client.start_session(5_000).await?;
+            for round in 0..12usize {
+                // Two locks, in varying order: a naive lock-by-lock client would deadlock.
+                let (x, y) = ((w + round) % 4, (w * 3 + round + 1) % 4);
+                let want: Vec<&str> = if x == y { vec![names[x]] } else { vec![names[y], names[x]] };
+                let guard = client.multilock(&want).acquire().await?;
+                for l in [x, y] {
+                    let n = occupancy[l].fetch_add(1, Ordering::SeqCst) + 1;
+                    assert!(n == 1 || (x == y && n == 2), "lock {} held twice", names[l]);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                for l in [x, y] {
+                    occupancy[l].fetch_sub(1, Ordering::SeqCst);
+                }
+                guard.release().await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(120), t).await???;
+    }
+    Ok(())
+}

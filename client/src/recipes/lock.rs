@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{call, json_from};
+use super::{call, call_at, json_from};
 use crate::{Client, ClientError, ServerError};
 
 /// A named lock, with the options of the next acquisition.
@@ -28,6 +28,8 @@ pub struct LockGuard {
     plugin: String,
     name: String,
     token: u64,
+    /// The log index at which the acquisition queued (None: granted at once).
+    queued_at: Option<u64>,
     released: bool,
 }
 
@@ -76,14 +78,9 @@ impl Lock {
             "delay_ms": self.delay.as_millis() as u64 } })
     }
 
-    fn guard(&self, token: u64) -> LockGuard {
-        LockGuard {
-            client: self.client.clone(),
-            plugin: self.plugin.clone(),
-            name: self.name.clone(),
-            token,
-            released: false,
-        }
+    fn guard(&self, token: u64, queued_at: Option<u64>) -> LockGuard {
+        let (client, plugin, name) = (self.client.clone(), self.plugin.clone(), self.name.clone());
+        LockGuard { client, plugin, name, token, queued_at, released: false }
     }
 
     /// Wait for the lock (in FIFO order); its guard.
@@ -91,9 +88,9 @@ impl Lock {
         // Listen first: the grant may come as a notification right after the reply.
         let mut rx = self.client.listen()?;
         let timeout_ms = self.timeout.map(|t| t.as_millis() as u64);
-        let out = call(&self.client, &self.plugin, self.input(timeout_ms)).await?;
+        let (out, index) = call_at(&self.client, &self.plugin, self.input(timeout_ms)).await?;
         if let Some(token) = out["granted"]["token"].as_u64() {
-            return Ok(self.guard(token));
+            return Ok(self.guard(token, None));
         }
         if out.get("queued").is_none() {
             return Err(ClientError::Protocol(format!("lock: unexpected answer {out}")));
@@ -104,7 +101,7 @@ impl Lock {
                 continue;
             }
             if let Some(token) = v["token"].as_u64() {
-                return Ok(self.guard(token));
+                return Ok(self.guard(token, Some(index)));
             }
             if v["timeout"] == true {
                 return Err(ClientError::Timeout(self.timeout.unwrap_or_default()));
@@ -116,7 +113,7 @@ impl Lock {
     /// The lock if it is free now (never waits).
     pub async fn try_acquire(&self) -> Result<Option<LockGuard>, ClientError> {
         let out = call(&self.client, &self.plugin, self.input(Some(0))).await?;
-        Ok(out["granted"]["token"].as_u64().map(|t| self.guard(t)))
+        Ok(out["granted"]["token"].as_u64().map(|t| self.guard(t, None)))
     }
 }
 
@@ -124,6 +121,12 @@ impl LockGuard {
     /// The fencing token: the log index that granted this lock; strictly increasing per lock.
     pub fn token(&self) -> u64 {
         self.token
+    }
+
+    /// The log index at which this acquisition joined the queue (None: it was granted at
+    /// once). Grants follow this order: that is the lock's fairness.
+    pub fn queued_at(&self) -> Option<u64> {
+        self.queued_at
     }
 
     pub async fn release(mut self) -> Result<(), ClientError> {

@@ -29,8 +29,15 @@ use crate::{Client, ClientError};
 
 /// Call `plugin`'s `apply` with a JSON input; its JSON output.
 pub(crate) async fn call(client: &Client, plugin: &str, input: Value) -> Result<Value, ClientError> {
-    let (out, _) = client.plugin_call(plugin, input.to_string().as_bytes()).await?;
-    serde_json::from_slice(&out).map_err(|e| ClientError::Protocol(format!("plugin {plugin} answered non-JSON: {e}")))
+    call_at(client, plugin, input).await.map(|(v, _)| v)
+}
+
+/// As [`call`], with the log index the call was applied at.
+pub(crate) async fn call_at(client: &Client, plugin: &str, input: Value) -> Result<(Value, u64), ClientError> {
+    let (out, index) = client.plugin_call(plugin, input.to_string().as_bytes()).await?;
+    let v = serde_json::from_slice(&out)
+        .map_err(|e| ClientError::Protocol(format!("plugin {plugin} answered non-JSON: {e}")))?;
+    Ok((v, index))
 }
 
 /// A notification from `plugin` as JSON, if it is one.

@@ -1,10 +1,12 @@
 //! `corral queue put|take|consume|size NAME`: the `queue` recipe from the shell. A shell
-//! process has its own session, so `take` and `consume` acknowledge each item once they have
-//! printed it (an item whose consumer dies before that returns to the queue).
+//! process has its own session, so acknowledging happens inside one command: `take NAME --
+//! CMD` acknowledges the item only if CMD succeeds (else, or if this process dies, the item
+//! returns to the queue); `take` without CMD and `consume` acknowledge each item once they
+//! have printed it.
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use corral_client::Client;
 use serde_json::json;
@@ -23,8 +25,14 @@ pub enum QueueCmd {
         #[arg(long, default_value_t = 0)]
         delay: u64,
     },
-    /// Take one item (waiting for one), print it, acknowledge it.
-    Take { name: String },
+    /// Take one item (waiting for one). With `-- CMD ...`: run CMD with the item in
+    /// CORRAL_QUEUE_DATA / CORRAL_QUEUE_ID and acknowledge it only if CMD succeeds; without:
+    /// print it and acknowledge it.
+    Take {
+        name: String,
+        #[arg(last = true)]
+        cmd: Vec<String>,
+    },
     /// Take, print and acknowledge items until --max (or Ctrl-C).
     Consume {
         name: String,
@@ -44,7 +52,8 @@ pub async fn run(client: &Client, cmd: QueueCmd, j: bool) -> Result<()> {
             let id = client.queue(&name).put_with(&data, priority, Duration::from_millis(delay)).await?;
             print(j, json!({ "queue": name, "id": id }), || id.to_string());
         }
-        QueueCmd::Take { name } => consume(client, &name, Some(1), 10_000, j).await?,
+        QueueCmd::Take { name, cmd } if cmd.is_empty() => consume(client, &name, Some(1), 10_000, j).await?,
+        QueueCmd::Take { name, cmd } => take_and_run(client, &name, &cmd).await?,
         QueueCmd::Consume { name, max, session_timeout } => consume(client, &name, max, session_timeout, j).await?,
         QueueCmd::Size { name } => {
             let input = json!({ "size": { "queue": name } }).to_string();
@@ -54,6 +63,33 @@ pub async fn run(client: &Client, cmd: QueueCmd, j: bool) -> Result<()> {
             print(j, v["size"].clone(), || {
                 format!("items {} ready {} takers {}", v["size"]["items"], v["size"]["ready"], v["size"]["takers"])
             });
+        }
+    }
+    Ok(())
+}
+
+/// Take one item, run `cmd` on it, acknowledge it only if `cmd` succeeds.
+async fn take_and_run(client: &Client, name: &str, cmd: &[String]) -> Result<()> {
+    client.start_session(10_000).await?;
+    let queue = client.queue(name);
+    let item = queue.take().await?;
+    let status = tokio::process::Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .env("CORRAL_QUEUE_DATA", &item.data)
+        .env("CORRAL_QUEUE_ID", item.id.to_string())
+        .status()
+        .await;
+    let ok = status.as_ref().is_ok_and(|s| s.success());
+    if ok {
+        queue.ack(item.id).await?;
+    }
+    // Closing the session returns an unacknowledged item to the queue at once.
+    client.close_session().await?;
+    let status = status.with_context(|| format!("running {:?}", cmd[0]))?;
+    if !ok {
+        match status.code() {
+            Some(code) => std::process::exit(code),
+            None => bail!("{:?} was killed by a signal; item {} returned to the queue", cmd[0], item.id),
         }
     }
     Ok(())
