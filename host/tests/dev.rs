@@ -38,6 +38,17 @@ fn dev_brings_up_an_ensemble_and_ctrl_c_stops_it() {
         String::from_utf8_lossy(&status.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(rows.len(), 3);
     assert_eq!(rows.iter().filter(|r| r["role"] == "leader").count(), 1);
+    // The recipes are deployed out of the box.
+    let ls = corral(&["--config", c, "--json", "plugin", "ls"]);
+    let names: Vec<String> = String::from_utf8_lossy(&ls.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json line")["name"].as_str().unwrap_or("").to_string()
+        })
+        .collect();
+    for recipe in ["lock", "rwlock", "semaphore", "multilock", "barrier", "queue", "election", "counter", "registry"] {
+        assert!(names.iter().any(|n| n == recipe), "{recipe} not deployed: {names:?}");
+    }
     let pids: Vec<i32> = (1..=3)
         .map(|k| {
             std::fs::read_to_string(d.join(format!("node{k}/pid"))).expect("pid file").trim().parse().expect("pid")
