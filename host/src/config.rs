@@ -194,6 +194,9 @@ pub struct TestHooks {
     /// A deliberate divergence, to prove the digest check can fail: this node's state
     /// machine also writes a key no other replica writes.
     pub diverge: bool,
+    /// Network faults between this node and its peers, from this JSON file (see
+    /// `net::faults`), re-read when it changes.
+    pub net_faults: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +227,9 @@ impl NodeConfig {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
+        }
+        if let Some(p) = cfg.test.net_faults.as_mut().filter(|p| p.is_relative()) {
+            *p = base.join(&*p);
         }
         cfg.check().map_err(err)?;
         Ok(cfg)

@@ -23,6 +23,8 @@ pub struct NodeOpts {
     pub stale_reads: bool,
     /// This node's state deliberately diverges (`[test] diverge`).
     pub diverge_node: Option<u64>,
+    /// Every node reads network faults from `node<id>.faults.json` (see [`Cluster::faults`]).
+    pub net_faults: bool,
 }
 
 struct Node {
@@ -108,6 +110,9 @@ impl Cluster {
         if o.diverge_node == Some(id) {
             text += "diverge = true\n";
         }
+        if o.net_faults {
+            text += &format!("net_faults = \"node{id}.faults.json\"\n");
+        }
         if let Some(v) = o.wal_drop_unsynced_ms {
             text += &format!("wal_drop_unsynced_ms = {v}\n");
         }
@@ -152,6 +157,35 @@ impl Cluster {
 
     fn refresh_endpoints(&mut self) {
         self.client_cfg.endpoints = self.nodes.values().map(|n| n.addr.clone()).collect();
+    }
+
+    /// Set node `id`'s network faults (a JSON spec, see the server's `net::faults`; `{}` for
+    /// none). Needs `NodeOpts::net_faults`. The node picks it up within ~20 ms.
+    pub fn faults(&self, id: u64, spec: serde_json::Value) -> Result<()> {
+        let path = self.dir.path().join(format!("node{id}.faults.json"));
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, spec.to_string())?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
+
+    /// Split the ensemble into `groups`: no message crosses between groups.
+    pub fn partition(&self, groups: &[&[u64]]) -> Result<()> {
+        for g in groups {
+            let others: Vec<u64> = groups.iter().filter(|o| *o != g).flat_map(|o| o.iter().copied()).collect();
+            for id in *g {
+                self.faults(*id, serde_json::json!({ "drop_to": others }))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// No more network faults.
+    pub fn heal(&self) -> Result<()> {
+        for id in self.ids() {
+            self.faults(id, serde_json::json!({}))?;
+        }
+        Ok(())
     }
 
     pub fn ids(&self) -> Vec<u64> {

@@ -2,6 +2,7 @@
 //! Knows bytes and certificates, not Raft: what travels over a peer stream is decided in
 //! `raft::rpc`.
 
+pub mod faults;
 mod identity;
 mod pool;
 mod tls;

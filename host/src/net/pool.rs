@@ -35,11 +35,26 @@ pub struct PeerPool {
     /// One connection per peer id. A tokio mutex only guards the map; dialing happens outside
     /// it so a dead peer does not stall RPCs to live ones.
     conns: Mutex<HashMap<u64, quinn::Connection>>,
+    /// Test-only network faults (`[test] net_faults`).
+    faults: Option<std::sync::Arc<super::faults::NetFaults>>,
 }
 
 impl PeerPool {
     pub fn new(endpoint: quinn::Endpoint, config: quinn::ClientConfig) -> Self {
-        PeerPool { endpoint, config, conns: Mutex::new(HashMap::new()) }
+        PeerPool { endpoint, config, conns: Mutex::new(HashMap::new()), faults: None }
+    }
+
+    pub fn with_faults(mut self, faults: Option<std::sync::Arc<super::faults::NetFaults>>) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// What the test fault layer decides for a message to `peer` (delivered at once without it).
+    pub fn verdict(&self, peer: u64) -> super::faults::Verdict {
+        match &self.faults {
+            Some(f) => f.verdict(peer),
+            None => super::faults::Verdict::Deliver { delay: Duration::ZERO, twice: false },
+        }
     }
 
     async fn connection(&self, target: u64, addr: &str, timeout: Duration) -> Result<quinn::Connection, PeerError> {
@@ -72,7 +87,25 @@ impl PeerPool {
         timeout: Duration,
     ) -> Result<Resp, PeerError> {
         let work = async {
+            let twice = match self.verdict(target) {
+                super::faults::Verdict::Drop => std::future::pending().await,
+                super::faults::Verdict::Deliver { delay, twice } => {
+                    tokio::time::sleep(delay).await;
+                    twice
+                }
+            };
             let conn = self.connection(target, addr, timeout).await?;
+            if twice {
+                // The duplicate's answer is ignored; the receiver must cope with seeing it twice.
+                let (conn2, bytes) =
+                    (conn.clone(), frame::encode(req).map_err(|e| PeerError::Connect(target, e.to_string()))?);
+                tokio::spawn(async move {
+                    if let Ok((mut tx, _rx)) = conn2.open_bi().await {
+                        let _ = tx.write_all(&bytes).await;
+                        let _ = tx.finish();
+                    }
+                });
+            }
             let res = exchange(&conn, req).await;
             if res.is_err() {
                 let mut g = self.conns.lock().await;

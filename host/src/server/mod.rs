@@ -46,7 +46,13 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
         Arc::new(quinn::TokioRuntime),
     )?;
     crate::wal::atomic_file::save(&cfg.data_dir, ADDR_FILE, addr.to_string().as_bytes())?;
-    let pool = Arc::new(PeerPool::new(endpoint.clone(), tls.peer_client_config(idle).map_err(anyhow::Error::msg)?));
+    let faults = cfg.test.net_faults.as_ref().map(|f| {
+        tracing::warn!(file = %f.display(), "[test] net_faults is on: peer messages may be lost or late");
+        crate::net::faults::NetFaults::watch(f.clone())
+    });
+    let pool = Arc::new(
+        PeerPool::new(endpoint.clone(), tls.peer_client_config(idle).map_err(anyhow::Error::msg)?).with_faults(faults),
+    );
 
     let wal_opts = WalOptions {
         segment_bytes: cfg.test.wal_segment_bytes.unwrap_or(WalOptions::default().segment_bytes),

@@ -27,10 +27,16 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
     super::streams::serve(&conn, &stop, move |req: Result<PeerRequest, _>| {
         let api = api.clone();
         async move {
-            Outcome::One(match req {
+            let resp = match req {
                 Ok(req) => handle(&api, peer, req).await,
                 Err(e) => PeerResponse::Refused(format!("malformed peer request: {e}")),
-            })
+            };
+            // The test fault layer: a response to `peer` may be lost or late, like a request.
+            match api.pool.verdict(peer) {
+                crate::net::faults::Verdict::Drop => std::future::pending().await,
+                crate::net::faults::Verdict::Deliver { delay, .. } => tokio::time::sleep(delay).await,
+            }
+            Outcome::One(resp)
         }
     })
     .await
