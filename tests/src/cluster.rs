@@ -25,6 +25,8 @@ pub struct NodeOpts {
     pub diverge_node: Option<u64>,
     /// Every node reads network faults from `node<id>.faults.json` (see [`Cluster::faults`]).
     pub net_faults: bool,
+    /// The WAN timing profile (`[raft] profile = "wan"`).
+    pub wan: bool,
 }
 
 struct Node {
@@ -87,6 +89,9 @@ impl Cluster {
         let mut text = format!(
             "id = {id}\nlisten = \"127.0.0.1:0\"\ndata_dir = \"node{id}\"\n[tls]\nca = \"ca.pem\"\ncert = \"node{id}.pem\"\nkey = \"node{id}.key\"\n[raft]\nrequest_timeout_ms = 3000\n"
         );
+        if o.wan {
+            text += "profile = \"wan\"\n";
+        }
         if let Some(v) = o.snapshot_every {
             text += &format!("snapshot_every = {v}\n");
         }
