@@ -5,6 +5,7 @@
 
 pub mod checker;
 mod cluster;
+pub mod nemesis;
 pub mod proc;
 pub mod raw;
 pub mod toolchains;

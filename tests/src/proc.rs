@@ -12,8 +12,10 @@ pub fn corral_bin() -> PathBuf {
         if let Some(p) = std::env::var_os("CORRAL_BIN") {
             return PathBuf::from(p);
         }
+        // Test executables live in target/<profile>/deps, the nemesis binary in target/<profile>.
         let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe.parent().and_then(|p| p.parent()).expect("target dir");
+        let here = exe.parent().expect("exe dir");
+        let profile_dir = if here.ends_with("deps") { here.parent().expect("target dir") } else { here };
         let bin = profile_dir.join("corral");
         if !bin.exists() {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());

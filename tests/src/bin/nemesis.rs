@@ -1,0 +1,87 @@
+//! The nemesis runner: a register workload against a real ensemble under seeded faults, then
+//! a linearizability check. The last line of its output is `anomalies: N`.
+//!
+//! `cargo run -p corral-tests --bin nemesis -- --seed 7 --duration 60s --nodes 3 --faults kill,pause,partition,flaky`
+
+use std::time::Duration;
+
+use corral_tests::nemesis::{self, Config, Fault};
+
+fn usage() -> ! {
+    eprintln!("usage: nemesis [--seed S] [--duration 60s] [--nodes 3|5] [--faults kill,pause,partition,flaky] [--clients N] [--keys N] [--history FILE]");
+    std::process::exit(2);
+}
+
+fn parse_duration(s: &str) -> Option<Duration> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n.parse().ok()?;
+    Some(match unit {
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "ms" => Duration::from_millis(n),
+        _ => return None,
+    })
+}
+
+fn main() {
+    let mut cfg = Config {
+        seed: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1),
+        duration: Duration::from_secs(60),
+        nodes: 3,
+        faults: vec![Fault::Kill, Fault::Pause, Fault::Partition, Fault::Flaky],
+        clients: 4,
+        keys: 3,
+        history_file: Some("nemesis-history.txt".into()),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let v = args.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--seed" => cfg.seed = v.parse().unwrap_or_else(|_| usage()),
+            "--duration" => cfg.duration = parse_duration(&v).unwrap_or_else(|| usage()),
+            "--nodes" => cfg.nodes = v.parse().unwrap_or_else(|_| usage()),
+            "--clients" => cfg.clients = v.parse().unwrap_or_else(|_| usage()),
+            "--keys" => cfg.keys = v.parse().unwrap_or_else(|_| usage()),
+            "--history" => cfg.history_file = Some(v.into()),
+            "--faults" => {
+                cfg.faults = v
+                    .split(',')
+                    .filter(|f| !f.is_empty() && *f != "none")
+                    .map(|f| f.parse())
+                    .collect::<Result<_, _>>()
+                    .unwrap_or_else(|e| {
+                        eprintln!("{e}");
+                        usage()
+                    })
+            }
+            _ => usage(),
+        }
+    }
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match rt.block_on(nemesis::run(&cfg)) {
+        Ok(report) => {
+            println!("{}", report.summary(&cfg));
+            if let Some(h) = &cfg.history_file {
+                eprintln!("history written to {}", h.display());
+            }
+            if !report.anomalies.is_empty() {
+                let faults: Vec<String> = cfg.faults.iter().map(|f| format!("{f:?}").to_lowercase()).collect();
+                eprintln!(
+                    "reproduce: cargo run -p corral-tests --bin nemesis -- --seed {} --duration {}s --nodes {} --faults {}",
+                    cfg.seed,
+                    cfg.duration.as_secs(),
+                    cfg.nodes,
+                    faults.join(",")
+                );
+                std::process::exit(1);
+            }
+        }
+        Err(e) => {
+            eprintln!("the run failed: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
