@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
-use super::{call, json_from};
-use crate::{Client, ClientError, ServerError};
+use super::{call, wait_note};
+use crate::{Client, ClientError};
 
 /// Curator's barrier: `set` it, let others `wait` on it, `remove` it to let them go.
 #[derive(Debug, Clone)]
@@ -47,14 +47,7 @@ async fn call_then_wait(
     if out == done || out.get("waiting").is_none() {
         return Ok(());
     }
-    while let Some(n) = rx.recv().await {
-        if let Some(v) = json_from(&n, plugin) {
-            if v["barrier"] == name && v[key] == true {
-                return Ok(());
-            }
-        }
-    }
-    Err(ClientError::Server(ServerError::SessionExpired { id: client.session_id().unwrap_or(0) }))
+    wait_note(client, &mut rx, plugin, |v| (v["barrier"] == name && v[key] == true).then_some(())).await
 }
 
 impl Barrier {

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{call, json_from};
-use crate::{Client, ClientError, ServerError};
+use super::{call, json_from, wait_note};
+use crate::{Client, ClientError};
 
 #[derive(Debug, Clone)]
 pub struct Election {
@@ -46,15 +46,14 @@ impl Election {
         if let Some(term) = out["elected"]["term"].as_u64() {
             return Ok(term);
         }
-        while let Some(n) = rx.recv().await {
-            let Some(v) = json_from(&n, &self.plugin) else { continue };
+        wait_note(&self.client, &mut rx, &self.plugin, |v| {
             if v["election"] == self.name.as_str() {
-                if let Some(term) = v["term"].as_u64() {
-                    return Ok(term);
-                }
+                v["term"].as_u64()
+            } else {
+                None
             }
-        }
-        Err(ClientError::Server(ServerError::SessionExpired { id: self.client.session_id().unwrap_or(0) }))
+        })
+        .await
     }
 
     /// Give up leadership or candidacy.

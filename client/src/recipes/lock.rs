@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{call, call_at, json_from};
-use crate::{Client, ClientError, ServerError};
+use super::{call, call_at, wait_note};
+use crate::{Client, ClientError};
 
 /// A named lock, with the options of the next acquisition.
 #[derive(Debug, Clone)]
@@ -95,19 +95,16 @@ impl Lock {
         if out.get("queued").is_none() {
             return Err(ClientError::Protocol(format!("lock: unexpected answer {out}")));
         }
-        while let Some(n) = rx.recv().await {
-            let Some(v) = json_from(&n, &self.plugin) else { continue };
+        wait_note(&self.client, &mut rx, &self.plugin, |v| {
             if v["lock"] != self.name.as_str() {
-                continue;
+                return None;
             }
             if let Some(token) = v["token"].as_u64() {
-                return Ok(self.guard(token, Some(index)));
+                return Some(Ok(self.guard(token, Some(index))));
             }
-            if v["timeout"] == true {
-                return Err(ClientError::Timeout(self.timeout.unwrap_or_default()));
-            }
-        }
-        Err(ClientError::Server(ServerError::SessionExpired { id: self.client.session_id().unwrap_or(0) }))
+            (v["timeout"] == true).then(|| Err(ClientError::Timeout(self.timeout.unwrap_or_default())))
+        })
+        .await?
     }
 
     /// The lock if it is free now (never waits).

@@ -40,6 +40,22 @@ pub(crate) async fn call_at(client: &Client, plugin: &str, input: Value) -> Resu
     Ok((v, index))
 }
 
+/// Wait for the first notification from `plugin` whose JSON payload `pick` accepts. The
+/// listener closes when the session ends: that is `SessionExpired`.
+pub(crate) async fn wait_note<T>(
+    client: &Client,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Notification>,
+    plugin: &str,
+    mut pick: impl FnMut(&Value) -> Option<T>,
+) -> Result<T, ClientError> {
+    while let Some(n) = rx.recv().await {
+        if let Some(t) = json_from(&n, plugin).as_ref().and_then(&mut pick) {
+            return Ok(t);
+        }
+    }
+    Err(ClientError::Server(crate::ServerError::SessionExpired { id: client.session_id().unwrap_or(0) }))
+}
+
 /// A notification from `plugin` as JSON, if it is one.
 pub(crate) fn json_from(n: &Notification, plugin: &str) -> Option<Value> {
     (n.plugin == plugin).then(|| serde_json::from_slice(&n.payload).ok()).flatten()

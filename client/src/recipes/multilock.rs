@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
-use super::{call, json_from};
-use crate::{Client, ClientError, ServerError};
+use super::{call, wait_note};
+use crate::{Client, ClientError};
 
 #[derive(Debug, Clone)]
 pub struct MultiLock {
@@ -47,15 +47,15 @@ impl MultiLock {
         let mut want = self.locks.clone();
         want.sort();
         want.dedup();
-        while let Some(n) = rx.recv().await {
-            let Some(v) = json_from(&n, &self.plugin) else { continue };
+        let grant = wait_note(&self.client, &mut rx, &self.plugin, |v| {
             if v["locks"] == json!(want) {
-                if let Some(g) = v["grant"].as_u64() {
-                    return Ok(guard(g));
-                }
+                v["grant"].as_u64()
+            } else {
+                None
             }
-        }
-        Err(ClientError::Server(ServerError::SessionExpired { id: self.client.session_id().unwrap_or(0) }))
+        })
+        .await?;
+        Ok(guard(grant))
     }
 }
 

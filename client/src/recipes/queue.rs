@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{call, json_from};
-use crate::{Client, ClientError, ServerError};
+use super::{call, wait_note};
+use crate::{Client, ClientError};
 
 #[derive(Debug, Clone)]
 pub struct Queue {
@@ -63,15 +63,11 @@ impl Queue {
         if let (Some(id), Some(data)) = (out["item"]["id"].as_u64(), out["item"]["data"].as_str()) {
             return Ok(QueueItem { id, data: data.into() });
         }
-        while let Some(n) = rx.recv().await {
-            let Some(v) = json_from(&n, &self.plugin) else { continue };
-            if v["queue"] == self.name.as_str() {
-                if let (Some(id), Some(data)) = (v["id"].as_u64(), v["data"].as_str()) {
-                    return Ok(QueueItem { id, data: data.into() });
-                }
-            }
-        }
-        Err(ClientError::Server(ServerError::SessionExpired { id: self.client.session_id().unwrap_or(0) }))
+        wait_note(&self.client, &mut rx, &self.plugin, |v| match (v["id"].as_u64(), v["data"].as_str()) {
+            (Some(id), Some(data)) if v["queue"] == self.name.as_str() => Some(QueueItem { id, data: data.into() }),
+            _ => None,
+        })
+        .await
     }
 
     /// The item is handled: it leaves the queue (only the session holding it may do this).

@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
-use super::{call, json_from};
-use crate::{Client, ClientError, ServerError};
+use super::{call, wait_note};
+use crate::{Client, ClientError};
 
 #[derive(Debug, Clone)]
 pub struct RwLock {
@@ -54,15 +54,15 @@ impl RwLock {
         if let Some(t) = out["granted"]["token"].as_u64() {
             return Ok(guard(t));
         }
-        while let Some(n) = rx.recv().await {
-            let Some(v) = json_from(&n, &self.plugin) else { continue };
+        let token = wait_note(&self.client, &mut rx, &self.plugin, |v| {
             if v["lock"] == self.name.as_str() {
-                if let Some(t) = v["token"].as_u64() {
-                    return Ok(guard(t));
-                }
+                v["token"].as_u64()
+            } else {
+                None
             }
-        }
-        Err(ClientError::Server(ServerError::SessionExpired { id: self.client.session_id().unwrap_or(0) }))
+        })
+        .await?;
+        Ok(guard(token))
     }
 }
 

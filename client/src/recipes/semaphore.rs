@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
-use super::{call, json_from};
-use crate::{Client, ClientError, ServerError};
+use super::{call, wait_note};
+use crate::{Client, ClientError};
 
 #[derive(Debug, Clone)]
 pub struct Semaphore {
@@ -46,15 +46,15 @@ impl Semaphore {
         if let Some(lease) = out["granted"]["lease"].as_u64() {
             return Ok(permit(lease));
         }
-        while let Some(n) = rx.recv().await {
-            let Some(v) = json_from(&n, &self.plugin) else { continue };
+        let lease = wait_note(&self.client, &mut rx, &self.plugin, |v| {
             if v["semaphore"] == self.name.as_str() {
-                if let Some(lease) = v["lease"].as_u64() {
-                    return Ok(permit(lease));
-                }
+                v["lease"].as_u64()
+            } else {
+                None
             }
-        }
-        Err(ClientError::Server(ServerError::SessionExpired { id: self.client.session_id().unwrap_or(0) }))
+        })
+        .await?;
+        Ok(permit(lease))
     }
 }
 
