@@ -197,6 +197,9 @@ pub struct TestHooks {
     /// Network faults between this node and its peers, from this JSON file (see
     /// `net::faults`), re-read when it changes.
     pub net_faults: Option<std::path::PathBuf>,
+    /// This node's wall clock is off by the milliseconds in this file, re-read at every use
+    /// (a clock that jumps). Leader time must not care (see `state::clock`).
+    pub clock_offset_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -228,8 +231,10 @@ impl NodeConfig {
                 *p = base.join(&*p);
             }
         }
-        if let Some(p) = cfg.test.net_faults.as_mut().filter(|p| p.is_relative()) {
-            *p = base.join(&*p);
+        for p in [cfg.test.net_faults.as_mut(), cfg.test.clock_offset_file.as_mut()].into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
         }
         cfg.check().map_err(err)?;
         Ok(cfg)

@@ -29,7 +29,6 @@ use crate::state::State;
 use crate::watch::WatchHub;
 
 pub use divergence::run as divergence_check;
-pub(crate) use write::now_ms;
 
 /// Who is asking: the session the connection is bound to (0: none) and the request's id in it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

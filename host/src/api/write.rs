@@ -87,7 +87,7 @@ impl Api {
     pub(super) async fn propose(&self, op: Op, ctx: Ctx) -> Result<Reply, Step> {
         let limits = TreeLimits { max_children: self.limits.max_children, max_nodes: self.limits.max_nodes };
         let cmd = Command {
-            ts_ms: now_ms(),
+            ts_ms: self.state.leader_now_ms(),
             session: ctx.session,
             req: ctx.req,
             done_below: ctx.done_below,
@@ -113,8 +113,4 @@ fn is_plugin_write(req: &Request) -> bool {
             | Request::PluginCall { .. }
             | Request::AckNotifications { .. }
     )
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

@@ -64,7 +64,10 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
     let log = LogStore::open(&cfg.data_dir, wal_opts).context("opening the Raft log")?;
     let store = SledStore::open(&cfg.data_dir.join("state")).context("opening the state store")?;
     let plugins = Plugins::new(&cfg.data_dir.join("plugin-cache")).context("starting the plugin runtime")?;
-    let state = State::new(Arc::new(store)).with_plugins(plugins.clone()).with_divergence(cfg.test.diverge);
+    let state = State::new(Arc::new(store))
+        .with_plugins(plugins.clone())
+        .with_divergence(cfg.test.diverge)
+        .with_clock_offset_file(cfg.test.clock_offset_file.clone());
     if cfg.test.diverge {
         tracing::warn!("[test] diverge is on: this replica's state deliberately differs");
     }

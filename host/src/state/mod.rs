@@ -6,6 +6,7 @@
 //! passes the log index and stores its own metadata (applied log id, membership) through
 //! [`Txn::put_meta`] in the same atomic batch.
 
+pub mod clock;
 mod command;
 pub mod digest;
 mod keys;
@@ -68,6 +69,8 @@ pub struct State {
     diverge: bool,
     /// The state digest after each recent entry (node-local): what replicas compare.
     digests: Arc<std::sync::Mutex<std::collections::VecDeque<(u64, digest::Digest)>>>,
+    /// Leader time, anchored to this state's time (see [`clock`]).
+    clock: Arc<clock::LeaderClock>,
 }
 
 /// Entries whose digest is remembered for comparison with other replicas.
@@ -83,7 +86,31 @@ impl State {
     pub fn new(store: Arc<dyn KvStore>) -> Self {
         let mail = Arc::new(tokio::sync::watch::channel(0).0);
         let digests = Arc::default();
-        State { store, lock: Arc::new(RwLock::new(())), sink: None, plugins: None, mail, diverge: false, digests }
+        let clock = Arc::default();
+        State {
+            store,
+            lock: Arc::new(RwLock::new(())),
+            sink: None,
+            plugins: None,
+            mail,
+            diverge: false,
+            digests,
+            clock,
+        }
+    }
+
+    /// Test-only: the wall clock this node reads is off by the milliseconds in this file.
+    pub fn with_clock_offset_file(mut self, file: Option<std::path::PathBuf>) -> Self {
+        self.clock = Arc::new(clock::LeaderClock::new(file));
+        self
+    }
+
+    /// Leader time now: what a leader stamps into the commands it proposes.
+    pub fn leader_now_ms(&self) -> u64 {
+        self.clock.now_ms(|| {
+            let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
+            txn::stored_time(self.store.as_ref()).unwrap_or(0)
+        })
     }
 
     pub fn with_plugins(mut self, plugins: Arc<crate::plugin::Plugins>) -> Self {
@@ -164,6 +191,7 @@ impl State {
 
     fn apply_entry(&self, txn: &mut Txn<'_>, index: u64, cmd: &Command) -> Result<Result<Reply, Error>, StoreError> {
         let now = txn.advance_time(cmd.ts_ms)?;
+        self.clock.observe(now);
         let first_event = txn.events_len();
         let first_ended = txn.ended_len();
         let env = self.env();
@@ -362,6 +390,7 @@ impl State {
         let _guard = self.lock.write().unwrap_or_else(|p| p.into_inner());
         self.digests.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.store.replace_all(items)?;
+        self.clock.reset();
         if let Some(sink) = &self.sink {
             sink.reset(index);
         }

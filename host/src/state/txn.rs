@@ -151,3 +151,11 @@ impl<'a> Txn<'a> {
         Ok(now)
     }
 }
+
+/// The state's time as last applied (0: nothing applied yet).
+pub(crate) fn stored_time(store: &dyn KvStore) -> Result<u64, StoreError> {
+    Ok(match store.get(&meta_key(TIME_KEY))? {
+        Some(b) if b.len() == 8 => u64::from_le_bytes(b.try_into().unwrap_or([0; 8])),
+        _ => 0,
+    })
+}
