@@ -89,6 +89,7 @@ impl Api {
     }
 
     async fn change(&self, change: ChangeMembers<u64, BasicNode>) -> Result<Reply, Step> {
+        tracing::info!(?change, "membership change requested");
         match self.raft.change_membership(change, false).await {
             Ok(r) => Ok(Reply::Done { index: r.log_id.index }),
             Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {

@@ -74,7 +74,10 @@ impl Api {
                     // The leader is unreachable; wait for the election that will replace it.
                     self.wait_leader_change(Some(leader), deadline).await;
                 }
-                Err(e) => return Err(Error::unavailable(format!("outcome unknown: {e}"))),
+                Err(e) => {
+                    tracing::warn!(error = %e, leader, "forwarding a request failed");
+                    return Err(Error::unavailable(format!("outcome unknown: {e}")));
+                }
             }
             if Instant::now() >= deadline {
                 return Err(Error::NotLeader { leader: None });

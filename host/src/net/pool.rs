@@ -9,7 +9,9 @@ use corral_client::tls::node_server_name;
 use corral_proto::frame;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::Mutex;
+use std::sync::Arc;
+
+use tokio::sync::{watch, Mutex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
@@ -29,19 +31,32 @@ impl PeerError {
     }
 }
 
+/// How long a dial may take before it is given up (it runs on its own, see `connection`).
+const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A peer's connection, or the dial that will make it.
+enum Slot {
+    Ready(quinn::Connection),
+    /// (dial number, address, the outcome once known).
+    Dialing(u64, String, watch::Receiver<Option<Result<quinn::Connection, String>>>),
+}
+
+type Conns = Arc<Mutex<HashMap<u64, Slot>>>;
+
 pub struct PeerPool {
     endpoint: quinn::Endpoint,
     config: quinn::ClientConfig,
     /// One connection per peer id. A tokio mutex only guards the map; dialing happens outside
     /// it so a dead peer does not stall RPCs to live ones.
-    conns: Mutex<HashMap<u64, quinn::Connection>>,
+    conns: Conns,
+    dials: std::sync::atomic::AtomicU64,
     /// Test-only network faults (`[test] net_faults`).
     faults: Option<std::sync::Arc<super::faults::NetFaults>>,
 }
 
 impl PeerPool {
     pub fn new(endpoint: quinn::Endpoint, config: quinn::ClientConfig) -> Self {
-        PeerPool { endpoint, config, conns: Mutex::new(HashMap::new()), faults: None }
+        PeerPool { endpoint, config, conns: Conns::default(), dials: Default::default(), faults: None }
     }
 
     pub fn with_faults(mut self, faults: Option<std::sync::Arc<super::faults::NetFaults>>) -> Self {
@@ -57,25 +72,85 @@ impl PeerPool {
         }
     }
 
+    /// The connection to `target`, dialing it if there is none. The dial runs as its own task,
+    /// not inside the caller's timeout: Raft's heartbeats allow 50 ms, and a QUIC + mutual-TLS
+    /// handshake on a loaded machine can take longer, so a dial cancelled with each timed-out
+    /// RPC could never complete and the peer would stay unreachable after a partition healed
+    /// (found by the nemesis, seed 1, partition + membership).
     async fn connection(&self, target: u64, addr: &str, timeout: Duration) -> Result<quinn::Connection, PeerError> {
-        if let Some(c) = self.conns.lock().await.get(&target) {
-            if c.close_reason().is_none() && c.remote_address().to_string() == addr {
-                return Ok(c.clone());
+        let mut outcome = {
+            let mut g = self.conns.lock().await;
+            match g.get(&target) {
+                Some(Slot::Ready(c)) if c.close_reason().is_none() && c.remote_address().to_string() == addr => {
+                    return Ok(c.clone())
+                }
+                Some(Slot::Dialing(_, a, rx)) if a == addr => rx.clone(),
+                _ => {
+                    let rx = self.dial(target, addr)?;
+                    let no = self.dials.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    g.insert(target, Slot::Dialing(no, addr.to_string(), rx.clone()));
+                    self.spawn_dial(no, target, addr, rx.clone());
+                    rx
+                }
             }
+        };
+        let waited = match tokio::time::timeout(timeout, outcome.wait_for(|o| o.is_some())).await {
+            Ok(Ok(o)) => o.clone(),
+            Ok(Err(_)) => None,
+            Err(_) => return Err(PeerError::Connect(target, "connect timed out".into())),
+        };
+        match waited {
+            Some(Ok(c)) => Ok(c),
+            Some(Err(e)) => Err(PeerError::Connect(target, e)),
+            None => Err(PeerError::Connect(target, "dial abandoned".into())),
         }
+    }
+
+    /// Start the handshake; its outcome will be sent on the returned channel by `spawn_dial`.
+    fn dial(
+        &self,
+        target: u64,
+        addr: &str,
+    ) -> Result<watch::Receiver<Option<Result<quinn::Connection, String>>>, PeerError> {
         let sock: SocketAddr =
             addr.parse().map_err(|e| PeerError::Connect(target, format!("address {addr:?}: {e}")))?;
         let connecting = self
             .endpoint
             .connect_with(self.config.clone(), sock, &node_server_name(target))
             .map_err(|e| PeerError::Connect(target, e.to_string()))?;
-        let conn = match tokio::time::timeout(timeout, connecting).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(PeerError::Connect(target, e.to_string())),
-            Err(_) => return Err(PeerError::Connect(target, "connect timed out".into())),
-        };
-        self.conns.lock().await.insert(target, conn.clone());
-        Ok(conn)
+        let (tx, rx) = watch::channel(None);
+        tokio::spawn(async move {
+            let res = match tokio::time::timeout(DIAL_TIMEOUT, connecting).await {
+                Ok(Ok(c)) => Ok(c),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("connect timed out".to_string()),
+            };
+            let _ = tx.send(Some(res));
+        });
+        Ok(rx)
+    }
+
+    /// When dial `no` ends, put its connection in the map (or clear its slot on failure).
+    fn spawn_dial(
+        &self,
+        no: u64,
+        target: u64,
+        addr: &str,
+        mut rx: watch::Receiver<Option<Result<quinn::Connection, String>>>,
+    ) {
+        let conns = self.conns.clone();
+        let addr = addr.to_string();
+        tokio::spawn(async move {
+            let outcome = rx.wait_for(|o| o.is_some()).await.ok().and_then(|o| o.clone());
+            let mut g = conns.lock().await;
+            if !matches!(g.get(&target), Some(Slot::Dialing(n, a, _)) if *n == no && *a == addr) {
+                return;
+            }
+            match outcome {
+                Some(Ok(c)) => g.insert(target, Slot::Ready(c)),
+                _ => g.remove(&target),
+            };
+        });
     }
 
     /// One request/response exchange with `target` at `addr`, bounded by `timeout`.
@@ -109,7 +184,7 @@ impl PeerPool {
             let res = exchange(&conn, req).await;
             if res.is_err() {
                 let mut g = self.conns.lock().await;
-                if g.get(&target).is_some_and(|c| c.stable_id() == conn.stable_id()) {
+                if matches!(g.get(&target), Some(Slot::Ready(c)) if c.stable_id() == conn.stable_id()) {
                     g.remove(&target);
                 }
             }

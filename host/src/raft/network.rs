@@ -1,6 +1,7 @@
 //! `RaftNetwork` over the peer pool: each RPC is one QUIC stream to the target node.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -15,7 +16,14 @@ use super::TypeConfig;
 use crate::net::{PeerError, PeerPool};
 
 /// Bytes of entries one AppendEntries carries at most (beyond its first entry).
-const APPEND_BYTES: u64 = 2 * 1024 * 1024;
+const APPEND_BYTES: u64 = 512 * 1024;
+
+/// How long an AppendEntries that carries entries may take. openraft bounds every append by
+/// the heartbeat interval (50 ms on a LAN); a follower catching up after a partition receives
+/// full batches, which it must write and fsync, and in 50 ms it may never manage one: it then
+/// stays behind for good (found by the nemesis, seed 1, partition + membership). Heartbeats
+/// (no entries) keep the short bound, so leadership checks stay fast.
+const CATCH_UP_TTL: Duration = Duration::from_secs(2);
 
 /// How many of `entries`, from the first, fit in `budget` bytes (at least one, if any).
 fn prefix_within(entries: &[openraft::Entry<TypeConfig>], budget: u64) -> usize {
@@ -52,19 +60,15 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 type RpcErr<E = openraft::error::Infallible> = RPCError<u64, BasicNode, RaftError<u64, E>>;
 
 impl PeerLink {
-    async fn call<E: std::error::Error>(
-        &self,
-        req: PeerRequest,
-        option: &RPCOption,
-    ) -> Result<PeerResponse, RpcErr<E>> {
-        match self.pool.call(self.target, &self.addr, &req, option.hard_ttl()).await {
+    async fn call<E: std::error::Error>(&self, req: PeerRequest, ttl: Duration) -> Result<PeerResponse, RpcErr<E>> {
+        match self.pool.call(self.target, &self.addr, &req, ttl).await {
             Ok(PeerResponse::Refused(why)) => Err(RPCError::Network(NetworkError::new(&super::io_err(why)))),
             Ok(r) => Ok(r),
             Err(PeerError::Timeout(_)) => Err(RPCError::Timeout(Timeout {
                 action: openraft::RPCTypes::AppendEntries,
                 id: self.id,
                 target: self.target,
-                timeout: option.hard_ttl(),
+                timeout: ttl,
             })),
             Err(e @ PeerError::Connect(..)) => Err(RPCError::Unreachable(Unreachable::new(&e))),
             Err(e) => Err(RPCError::Network(NetworkError::new(&e))),
@@ -89,7 +93,8 @@ impl RaftNetwork<TypeConfig> for PeerLink {
         let keep = prefix_within(&rpc.entries, APPEND_BYTES);
         let partial = (keep < rpc.entries.len()).then(|| rpc.entries[keep - 1].log_id);
         rpc.entries.truncate(keep);
-        let resp = match self.call(PeerRequest::AppendEntries(rpc), &option).await? {
+        let ttl = if rpc.entries.is_empty() { option.hard_ttl() } else { option.hard_ttl().max(CATCH_UP_TTL) };
+        let resp = match self.call(PeerRequest::AppendEntries(rpc), ttl).await? {
             PeerResponse::AppendEntries(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))?,
             other => return Err(self.unexpected(other)),
         };
@@ -104,14 +109,14 @@ impl RaftNetwork<TypeConfig> for PeerLink {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<u64>, RpcErr<InstallSnapshotError>> {
-        match self.call(PeerRequest::InstallSnapshot(rpc), &option).await? {
+        match self.call(PeerRequest::InstallSnapshot(rpc), option.hard_ttl()).await? {
             PeerResponse::InstallSnapshot(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(self.unexpected(other)),
         }
     }
 
     async fn vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> Result<VoteResponse<u64>, RpcErr> {
-        match self.call(PeerRequest::Vote(rpc), &option).await? {
+        match self.call(PeerRequest::Vote(rpc), option.hard_ttl()).await? {
             PeerResponse::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(self.unexpected(other)),
         }

@@ -32,7 +32,18 @@ where
         };
         let handle = handle.clone();
         tokio::spawn(async move {
-            match handle(frame::read::<Req, _>(&mut rx).await).await {
+            // A caller that gave up (timed out, went away) stops the stream: stop working for
+            // it too, so that its stream slot is freed. Otherwise a handler that waits (for a
+            // leader, a quorum, or a response the test fault layer drops) holds a slot for
+            // good, and once the peer's stream limit is used up every request on the
+            // connection times out (found by the nemesis, seed 1: a node could not forward to
+            // the leader for a minute after a partition healed).
+            let work = handle(frame::read::<Req, _>(&mut rx).await);
+            let outcome = tokio::select! {
+                o = work => o,
+                _ = tx.stopped() => return,
+            };
+            match outcome {
                 Outcome::One(resp) => {
                     if let Err(e) = frame::write(&mut tx, &resp).await {
                         tracing::debug!(error = %e, "reply not delivered");
