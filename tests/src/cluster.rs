@@ -27,6 +27,8 @@ pub struct NodeOpts {
     pub net_faults: bool,
     /// The WAN timing profile (`[raft] profile = "wan"`).
     pub wan: bool,
+    /// Every node's wall clock is offset by `node<id>.clock` (see [`Cluster::clock_jump`]).
+    pub clock_offsets: bool,
 }
 
 struct Node {
@@ -118,6 +120,9 @@ impl Cluster {
         if o.net_faults {
             text += &format!("net_faults = \"node{id}.faults.json\"\n");
         }
+        if o.clock_offsets {
+            text += &format!("clock_offset_file = \"node{id}.clock\"\n");
+        }
         if let Some(v) = o.wal_drop_unsynced_ms {
             text += &format!("wal_drop_unsynced_ms = {v}\n");
         }
@@ -171,6 +176,34 @@ impl Cluster {
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, spec.to_string())?;
         std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
+
+    /// Make node `id`'s wall clock jump to `offset_ms` from the true time (0: back to true).
+    /// Needs `NodeOpts::clock_offsets`.
+    pub fn clock_jump(&self, id: u64, offset_ms: i64) -> Result<()> {
+        let path = self.dir.path().join(format!("node{id}.clock"));
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, offset_ms.to_string())?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
+
+    /// Kill node `id` and delete everything it stored but its address (so it comes back on the
+    /// same port, as an empty node: what re-adding a replaced machine looks like).
+    pub fn wipe(&mut self, id: u64) -> Result<()> {
+        self.kill(id);
+        for entry in std::fs::read_dir(self.node_dir(id))? {
+            let path = entry?.path();
+            if path.file_name().is_some_and(|n| n == "addr" || n == "log") {
+                continue;
+            }
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
         Ok(())
     }
 

@@ -1,14 +1,21 @@
-//! The nemesis runner: a register workload against a real ensemble under seeded faults, then
-//! a linearizability check. The last line of its output is `anomalies: N`.
+//! The nemesis runner: workloads against a real ensemble under seeded faults, then the
+//! checkers. The last line of its output is `anomalies: N`.
 //!
-//! `cargo run -p corral-tests --bin nemesis -- --seed 7 --duration 60s --nodes 3 --faults kill,pause,partition,flaky`
+//! `cargo run -p corral-tests --bin nemesis -- --seed 7 --duration 60s --nodes 3`
 
 use std::time::Duration;
 
-use corral_tests::nemesis::{self, Config, Fault};
+use corral_tests::nemesis::{self, Config, ALL_FAULTS, ALL_WORKLOADS};
 
 fn usage() -> ! {
-    eprintln!("usage: nemesis [--seed S] [--duration 60s] [--nodes 3|5] [--faults kill,pause,partition,flaky] [--clients N] [--keys N] [--history FILE]");
+    let faults: Vec<&str> = ALL_FAULTS.iter().map(|f| f.name()).collect();
+    let workloads: Vec<&str> = ALL_WORKLOADS.iter().map(|w| w.name()).collect();
+    eprintln!(
+        "usage: nemesis [--seed S] [--duration 60s] [--nodes 3|5] [--faults {}|none] [--workloads {}|none] \
+         [--clients N] [--keys N] [--history FILE]\n(defaults: every fault, every workload)",
+        faults.join(","),
+        workloads.join(",")
+    );
     std::process::exit(2);
 }
 
@@ -23,6 +30,15 @@ fn parse_duration(s: &str) -> Option<Duration> {
     })
 }
 
+fn list<T: std::str::FromStr<Err = String>>(v: &str) -> Vec<T> {
+    v.split(',').filter(|f| !f.is_empty() && *f != "none").map(|f| f.parse()).collect::<Result<_, _>>().unwrap_or_else(
+        |e| {
+            eprintln!("{e}");
+            usage()
+        },
+    )
+}
+
 fn main() {
     let mut cfg = Config {
         seed: std::time::SystemTime::now()
@@ -31,7 +47,8 @@ fn main() {
             .unwrap_or(1),
         duration: Duration::from_secs(60),
         nodes: 3,
-        faults: vec![Fault::Kill, Fault::Pause, Fault::Partition, Fault::Flaky],
+        faults: ALL_FAULTS.to_vec(),
+        workloads: ALL_WORKLOADS.to_vec(),
         clients: 4,
         keys: 3,
         history_file: Some("nemesis-history.txt".into()),
@@ -42,45 +59,32 @@ fn main() {
         match a.as_str() {
             "--seed" => cfg.seed = v.parse().unwrap_or_else(|_| usage()),
             "--duration" => cfg.duration = parse_duration(&v).unwrap_or_else(|| usage()),
-            "--nodes" => cfg.nodes = v.parse().unwrap_or_else(|_| usage()),
+            "--nodes" => cfg.nodes = v.parse().ok().filter(|n| (1..=9).contains(n)).unwrap_or_else(|| usage()),
             "--clients" => cfg.clients = v.parse().unwrap_or_else(|_| usage()),
-            "--keys" => cfg.keys = v.parse().unwrap_or_else(|_| usage()),
+            "--keys" => cfg.keys = v.parse().ok().filter(|k| *k > 0).unwrap_or_else(|| usage()),
             "--history" => cfg.history_file = Some(v.into()),
-            "--faults" => {
-                cfg.faults = v
-                    .split(',')
-                    .filter(|f| !f.is_empty() && *f != "none")
-                    .map(|f| f.parse())
-                    .collect::<Result<_, _>>()
-                    .unwrap_or_else(|e| {
-                        eprintln!("{e}");
-                        usage()
-                    })
-            }
+            "--faults" => cfg.faults = list(&v),
+            "--workloads" => cfg.workloads = list(&v),
             _ => usage(),
         }
     }
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     match rt.block_on(nemesis::run(&cfg)) {
         Ok(report) => {
+            for f in &report.fault_log {
+                eprintln!("fault: {f}");
+            }
             println!("{}", report.summary(&cfg));
             if let Some(h) = &cfg.history_file {
-                eprintln!("history written to {}", h.display());
+                eprintln!("register history written to {}", h.display());
             }
             if !report.anomalies.is_empty() {
-                let faults: Vec<String> = cfg.faults.iter().map(|f| format!("{f:?}").to_lowercase()).collect();
-                eprintln!(
-                    "reproduce: cargo run -p corral-tests --bin nemesis -- --seed {} --duration {}s --nodes {} --faults {}",
-                    cfg.seed,
-                    cfg.duration.as_secs(),
-                    cfg.nodes,
-                    faults.join(",")
-                );
+                eprintln!("reproduce: {}", cfg.command());
                 std::process::exit(1);
             }
         }
         Err(e) => {
-            eprintln!("the run failed: {e:#}");
+            eprintln!("the run failed: {e:#}\nreproduce: {}", cfg.command());
             std::process::exit(2);
         }
     }
