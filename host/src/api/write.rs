@@ -87,7 +87,7 @@ impl Api {
     pub(super) async fn propose(&self, op: Op, ctx: Ctx) -> Result<Reply, Step> {
         let limits = TreeLimits { max_children: self.limits.max_children, max_nodes: self.limits.max_nodes };
         let cmd = Command {
-            ts_ms: self.state.leader_now_ms(),
+            ts_ms: self.state.leader_now_ms(self.raft.metrics().borrow().current_term),
             session: ctx.session,
             req: ctx.req,
             done_below: ctx.done_below,

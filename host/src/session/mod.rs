@@ -131,7 +131,7 @@ impl Sessions {
                 .map(|(id, _)| id)
                 .collect()
         };
-        let now_ms = self.state.leader_now_ms();
+        let now_ms = self.state.leader_now_ms(term);
         if !expired.is_empty() {
             tracing::info!(sessions = ?expired, "expiring sessions");
             self.raft.client_write(Command::plain(now_ms, Op::ExpireSessions { ids: expired })).await?;

@@ -105,9 +105,9 @@ impl State {
         self
     }
 
-    /// Leader time now: what a leader stamps into the commands it proposes.
-    pub fn leader_now_ms(&self) -> u64 {
-        self.clock.now_ms(|| {
+    /// Leader time now: what a leader of `term` stamps into the commands it proposes.
+    pub fn leader_now_ms(&self, term: u64) -> u64 {
+        self.clock.now_ms(term, || {
             let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
             txn::stored_time(self.store.as_ref()).unwrap_or(0)
         })
@@ -191,7 +191,6 @@ impl State {
 
     fn apply_entry(&self, txn: &mut Txn<'_>, index: u64, cmd: &Command) -> Result<Result<Reply, Error>, StoreError> {
         let now = txn.advance_time(cmd.ts_ms)?;
-        self.clock.observe(now);
         let first_event = txn.events_len();
         let first_ended = txn.ended_len();
         let env = self.env();
