@@ -55,7 +55,7 @@ impl Api {
             };
             let left = deadline.saturating_duration_since(Instant::now());
             let fwd = PeerRequest::Forward(ctx.clone(), req.clone());
-            let call = self.pool.call::<_, PeerResponse>(leader, &addr, &fwd, left);
+            let call = self.pool.call_once::<_, PeerResponse>(leader, &addr, &fwd, left);
             let res = tokio::select! {
                 r = call => r,
                 // A dead leader never answers; once an election starts, stop waiting for it.

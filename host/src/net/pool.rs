@@ -161,12 +161,37 @@ impl PeerPool {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerError> {
+        self.exchange_with(target, addr, req, timeout, true).await
+    }
+
+    /// `call` for a forwarded client request: the test fault layer may lose or delay it but
+    /// never duplicates it. QUIC delivers a stream once; a duplicate would be an application
+    /// resend, which a write without a session cannot survive (the nemesis saw a forwarded
+    /// compare-and-set applied by its duplicate and answered BadVersion, seed 101).
+    pub async fn call_once<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        target: u64,
+        addr: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, PeerError> {
+        self.exchange_with(target, addr, req, timeout, false).await
+    }
+
+    async fn exchange_with<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        target: u64,
+        addr: &str,
+        req: &Req,
+        timeout: Duration,
+        may_duplicate: bool,
+    ) -> Result<Resp, PeerError> {
         let work = async {
             let twice = match self.verdict(target) {
                 super::faults::Verdict::Drop => std::future::pending().await,
                 super::faults::Verdict::Deliver { delay, twice } => {
                     tokio::time::sleep(delay).await;
-                    twice
+                    twice && may_duplicate
                 }
             };
             let conn = self.connection(target, addr, timeout).await?;
