@@ -92,6 +92,10 @@ pub struct NodeStatus {
     pub digest: String,
     /// Set when this node found another replica with a different digest at the same index.
     pub divergence: Option<String>,
+    /// The server's process id and the CPU time it has used (user + system, ms): what
+    /// `corral bench` reports per operation, and the process its failover workload stops.
+    pub pid: u32,
+    pub cpu_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -39,6 +39,8 @@ impl Api {
             digest_index,
             digest: hex::encode(digest),
             divergence: self.divergence.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            pid: std::process::id(),
+            cpu_ms: process_cpu_ms(),
         }
     }
 
@@ -98,4 +100,19 @@ impl Api {
             Err(e) => Err(Step::from_write_error(e)),
         }
     }
+}
+
+/// CPU time this process has used, user plus system, in ms.
+#[allow(unsafe_code)]
+fn process_cpu_ms() -> u64 {
+    // SAFETY: getrusage writes into the zeroed struct we own; RUSAGE_SELF is always valid.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut u) != 0 {
+            return 0;
+        }
+        u
+    };
+    let ms = |t: libc::timeval| t.tv_sec as u64 * 1_000 + t.tv_usec as u64 / 1_000;
+    ms(usage.ru_utime) + ms(usage.ru_stime)
 }

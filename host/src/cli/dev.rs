@@ -1,8 +1,8 @@
 //! `corral dev`: a local ensemble in one command. Creates (once) a CA, node and client
 //! certificates and node configs under DIR, starts N `corral serve` children on 127.0.0.1
 //! (ports picked by the OS on first start, kept afterwards), bootstraps the ensemble, writes
-//! `DIR/client.toml`, prints one line when every node sees the same leader, and stops the
-//! children on Ctrl-C or SIGTERM. Running it again on the same DIR restarts the same ensemble
+//! `DIR/client.toml`, prints one line when every node sees the same leader, restarts a node
+//! that dies, and stops the children on Ctrl-C or SIGTERM. Running it again on the same DIR restarts the same ensemble
 //! with its data.
 
 use std::path::{Path, PathBuf};
@@ -37,7 +37,7 @@ pub async fn run(dir: &Path, n: u64, json_mode: bool) -> Result<()> {
     } else {
         tokio::select! {
             _ = super::shutdown_signal() => {}
-            _ = watch_children(&mut children) => {}
+            _ = supervise(&exe, &dir, &mut children) => {}
         }
     }
     stop_children(&dir, children).await;
@@ -205,12 +205,22 @@ async fn wait_agreed_leader(cfg: &ClientConfig, addrs: &[String], deadline: Inst
     }
 }
 
-/// Returns when every child has exited (each exit is reported as it happens).
-async fn watch_children(children: &mut [Child]) {
-    for (i, c) in children.iter_mut().enumerate() {
-        if let Ok(status) = c.wait().await {
-            eprintln!("corral dev: node {} exited ({status})", i + 1);
+/// Restart any node that exits (a crash, or `corral bench`'s failover workload killing the
+/// leader), as a supervisor would, until the ensemble is stopped.
+async fn supervise(exe: &Path, dir: &Path, children: &mut [Child]) {
+    loop {
+        for (i, c) in children.iter_mut().enumerate() {
+            let id = i as u64 + 1;
+            if let Ok(Some(status)) = c.try_wait() {
+                eprintln!("corral dev: node {id} exited ({status}); restarting it");
+                match spawn_node(exe, dir, id) {
+                    Ok(new) => *c = new,
+                    Err(e) => eprintln!("corral dev: cannot restart node {id}: {e:#}"),
+                }
+            }
         }
+        // Also the back-off for a node that dies at once.
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -1,0 +1,119 @@
+//! The steady-load workloads: N clients in a closed loop for a fixed time, every operation's
+//! latency kept; a progress line on stderr once a second.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use corral_client::{Client, ClientConfig, ClientError, Consistency, CreateMode};
+
+use super::report::{server_cpu_ms, Run};
+use super::{Workload, PLUGIN};
+
+pub async fn run(cfg: &ClientConfig, w: Workload, n: u64, duration: Duration) -> Result<Run> {
+    let clients: Vec<Client> = (0..n)
+        .map(|i| Client::new(&cfg.pinned(&cfg.endpoints[i as usize % cfg.endpoints.len()])))
+        .collect::<Result<_, _>>()?;
+    for c in &clients {
+        if matches!(w, Workload::Ephemeral | Workload::Lock) {
+            c.start_session(10_000).await?;
+        }
+    }
+    let cpu_before = server_cpu_ms(cfg).await;
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, c) in clients.iter().enumerate() {
+        let (c, done, stop) = (c.clone(), done.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            let mut k = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                k += 1;
+                let t = Instant::now();
+                match one_op(&c, w, i, k).await {
+                    Ok(()) => {
+                        lat.push(t.elapsed());
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let progress = tokio::spawn({
+        let (done, stop) = (done.clone(), stop.clone());
+        async move {
+            let mut last = 0;
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let now = done.load(Ordering::Relaxed);
+                eprint!(
+                    "\r{} x{n}: {:.0}s, {now} ops, {} ops/s   ",
+                    w.name(),
+                    start.elapsed().as_secs_f64(),
+                    now - last
+                );
+                last = now;
+            }
+        }
+    });
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await?;
+        lat.extend(l);
+        errors += e;
+    }
+    let _ = progress.await;
+    eprint!("\r{:<100}\r", "");
+    let cpu_after = server_cpu_ms(cfg).await;
+    for c in &clients {
+        let _ = c.close_session().await;
+    }
+    Ok(Run::from_latencies(lat, errors, elapsed, cpu_before.zip(cpu_after).map(|(a, b)| b.saturating_sub(a))))
+}
+
+async fn one_op(c: &Client, w: Workload, client: usize, k: u64) -> Result<(), ClientError> {
+    match w {
+        Workload::Write => {
+            // Distinct keys: each client cycles through its own 100.
+            let path = format!("/bench/w{client}-{}", k % 100);
+            match c.set(&path, &[b'v'; 100], None).await {
+                Err(ClientError::Server(corral_client::ServerError::NoNode { .. })) => {
+                    c.create(&path, &[b'v'; 100]).await.map(|_| ())
+                }
+                r => r.map(|_| ()),
+            }
+        }
+        Workload::Read => c.get("/bench").await.map(|_| ()),
+        Workload::ReadSerializable => c.get_with("/bench", Consistency::Serializable).await.map(|_| ()),
+        Workload::Ephemeral => {
+            let mode = CreateMode { ephemeral: true, sequential: true, ..CreateMode::default() };
+            let (path, _) = c.create_with("/bench/eph/e-", b"", mode).await?;
+            c.delete(&path, None).await
+        }
+        Workload::Lock => {
+            let guard = c.lock("bench").acquire().await?;
+            guard.release().await
+        }
+        Workload::Plugin => c.plugin_call(PLUGIN, br#"{"add":1}"#).await.map(|_| ()),
+        Workload::Builtin => {
+            let path = format!("/bench/b{client}");
+            match c.set(&path, b"00000001", None).await {
+                Err(ClientError::Server(corral_client::ServerError::NoNode { .. })) => {
+                    c.create(&path, b"00000001").await.map(|_| ())
+                }
+                r => r.map(|_| ()),
+            }
+        }
+        Workload::FailoverKill | Workload::FailoverStop => Ok(()),
+    }
+}

@@ -1,0 +1,151 @@
+//! `corral bench`: load against a running ensemble (the client config's, e.g. the one
+//! `corral dev` starts), from this process, through `corral-client`. Each client is its own
+//! connection, pinned to the endpoints in turn, so followers forward writes as they would for
+//! a real application.
+//!
+//! Every workload runs for `--duration` at each concurrency in `--clients`, `--runs` times;
+//! the table shows the median run and the spread (min–max) of throughput. A progress line on
+//! stderr shows each run as it goes; `--json` prints one object per run and per summary row.
+//! Server CPU is read from every member's status (`cpu_ms`) before and after a run.
+//!
+//! - `write`: set 100-byte values, each client on its own keys (distinct keys);
+//! - `read` / `read-serializable`: get one node, linearizable (ReadIndex through the leader) or
+//!   from the local replica;
+//! - `ephemeral`: create an ephemeral sequential node, delete it (a cycle counts once);
+//! - `lock`: `--contenders` clients acquire and release one lock (the `lock` recipe);
+//! - `plugin` / `builtin`: the bundled `counter` plugin's `add` (a replicated read-modify-write
+//!   of one key in the sandbox) against a built-in `set` of one key: the same shape of
+//!   operation, so the ratio is the price of running it as a plugin;
+//! - `failover-kill` / `failover-stop`: one writer while the tool kills (-9) or stops
+//!   (SIGSTOP) the leader; reports the unavailability window and the writes that failed. The
+//!   tool must run on the leader's machine; `corral dev` restarts a killed node.
+
+mod failover;
+mod load;
+mod report;
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use corral_client::{Client, ClientConfig, ClientError, DeployOptions, ServerError};
+
+use report::Row;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    Write,
+    Read,
+    ReadSerializable,
+    Ephemeral,
+    Lock,
+    Plugin,
+    Builtin,
+    FailoverKill,
+    FailoverStop,
+}
+
+impl Workload {
+    fn name(self) -> String {
+        self.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Workloads, comma-separated (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    workload: Vec<Workload>,
+    /// Concurrent clients, comma-separated: each workload runs at each.
+    #[arg(long, value_delimiter = ',', default_values_t = [1u64, 16, 64])]
+    clients: Vec<u64>,
+    /// Clients contending for the one lock in the `lock` workload.
+    #[arg(long, default_value_t = 8)]
+    contenders: u64,
+    /// How long each run lasts (failover runs: until the ensemble has recovered).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Runs per row (the row shows their median and spread).
+    #[arg(long, default_value_t = 3)]
+    runs: u64,
+}
+
+/// The plugin the plugin workload uses (deployed if missing).
+const PLUGIN: &str = "bench-counter";
+
+pub async fn run(cfg: &ClientConfig, args: BenchArgs, j: bool) -> Result<()> {
+    if args.clients.contains(&0) || args.contenders == 0 || args.runs == 0 {
+        bail!("--clients, --contenders and --runs must be at least 1");
+    }
+    let workloads = if args.workload.is_empty() { Workload::value_variants().to_vec() } else { args.workload.clone() };
+    let admin = Client::new(cfg)?;
+    let mut rows = Vec::new();
+    for w in workloads {
+        prepare(&admin, w).await.with_context(|| format!("preparing the {} workload", w.name()))?;
+        let concurrency: Vec<u64> = match w {
+            Workload::Lock => vec![args.contenders],
+            Workload::FailoverKill | Workload::FailoverStop => vec![1],
+            _ => args.clients.clone(),
+        };
+        for n in concurrency {
+            let mut runs = Vec::new();
+            for r in 0..args.runs {
+                let run = match w {
+                    Workload::FailoverKill | Workload::FailoverStop => failover::run(cfg, w, args.duration).await?,
+                    _ => load::run(cfg, w, n, args.duration).await?,
+                };
+                report::print_run(j, w, n, r + 1, &run);
+                runs.push(run);
+            }
+            let row = Row::from_runs(w, n, runs);
+            report::print_row(j, &row);
+            rows.push(row);
+        }
+    }
+    if !j {
+        println!("\n{}", report::table(&rows));
+    }
+    Ok(())
+}
+
+async fn deploy(c: &Client, name: &str, file: &str) -> Result<()> {
+    let wasm = std::fs::read(format!("{}/{file}.wasm", crate::plugin::BUNDLED_DIR))
+        .with_context(|| format!("the bundled {file} plugin"))?;
+    match c.plugin_deploy(name, wasm, DeployOptions::default()).await {
+        Ok(_) | Err(ClientError::Server(ServerError::PluginExists { .. })) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn ensure_node(c: &Client, path: &str) -> Result<()> {
+    match c.create(path, b"").await {
+        Ok(_) | Err(ClientError::Server(ServerError::NodeExists { .. })) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn prepare(c: &Client, w: Workload) -> Result<()> {
+    ensure_node(c, "/bench").await?;
+    match w {
+        Workload::Lock => deploy(c, "lock", "lock").await,
+        Workload::Plugin => deploy(c, PLUGIN, "counter").await,
+        Workload::Read | Workload::ReadSerializable => {
+            c.set("/bench", &[b'x'; 100], None).await?;
+            Ok(())
+        }
+        Workload::Ephemeral => ensure_node(c, "/bench/eph").await,
+        _ => Ok(()),
+    }
+}
+
+/// `500ms`, `5s`, `2m` (a bare number is seconds).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration like 500ms, 5s or 2m"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m)")),
+    }
+}
