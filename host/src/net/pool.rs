@@ -86,10 +86,9 @@ impl PeerPool {
                 }
                 Some(Slot::Dialing(_, a, rx)) if a == addr => rx.clone(),
                 _ => {
-                    let rx = self.dial(target, addr)?;
                     let no = self.dials.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let rx = self.dial(no, target, addr)?;
                     g.insert(target, Slot::Dialing(no, addr.to_string(), rx.clone()));
-                    self.spawn_dial(no, target, addr, rx.clone());
                     rx
                 }
             }
@@ -106,9 +105,11 @@ impl PeerPool {
         }
     }
 
-    /// Start the handshake; its outcome will be sent on the returned channel by `spawn_dial`.
+    /// Start dial `no` on its own task. When it ends, the task puts the connection in the map
+    /// (or clears the slot on failure) if the slot is still this dial's, then tells the waiters.
     fn dial(
         &self,
+        no: u64,
         target: u64,
         addr: &str,
     ) -> Result<watch::Receiver<Option<Result<quinn::Connection, String>>>, PeerError> {
@@ -119,38 +120,25 @@ impl PeerPool {
             .connect_with(self.config.clone(), sock, &node_server_name(target))
             .map_err(|e| PeerError::Connect(target, e.to_string()))?;
         let (tx, rx) = watch::channel(None);
+        let (conns, addr) = (self.conns.clone(), addr.to_string());
         tokio::spawn(async move {
             let res = match tokio::time::timeout(DIAL_TIMEOUT, connecting).await {
                 Ok(Ok(c)) => Ok(c),
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err("connect timed out".to_string()),
             };
+            {
+                let mut g = conns.lock().await;
+                if matches!(g.get(&target), Some(Slot::Dialing(n, a, _)) if *n == no && *a == addr) {
+                    match &res {
+                        Ok(c) => g.insert(target, Slot::Ready(c.clone())),
+                        Err(_) => g.remove(&target),
+                    };
+                }
+            }
             let _ = tx.send(Some(res));
         });
         Ok(rx)
-    }
-
-    /// When dial `no` ends, put its connection in the map (or clear its slot on failure).
-    fn spawn_dial(
-        &self,
-        no: u64,
-        target: u64,
-        addr: &str,
-        mut rx: watch::Receiver<Option<Result<quinn::Connection, String>>>,
-    ) {
-        let conns = self.conns.clone();
-        let addr = addr.to_string();
-        tokio::spawn(async move {
-            let outcome = rx.wait_for(|o| o.is_some()).await.ok().and_then(|o| o.clone());
-            let mut g = conns.lock().await;
-            if !matches!(g.get(&target), Some(Slot::Dialing(n, a, _)) if *n == no && *a == addr) {
-                return;
-            }
-            match outcome {
-                Some(Ok(c)) => g.insert(target, Slot::Ready(c)),
-                _ => g.remove(&target),
-            };
-        });
     }
 
     /// One request/response exchange with `target` at `addr`, bounded by `timeout`.

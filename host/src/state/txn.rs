@@ -140,10 +140,7 @@ impl<'a> Txn<'a> {
     /// State-machine time: the command's leader timestamp, never earlier than any before it
     /// (a new leader's clock may be behind the old one's).
     pub fn advance_time(&mut self, ts_ms: u64) -> Result<u64, StoreError> {
-        let prev = match self.get_meta(TIME_KEY)? {
-            Some(b) if b.len() == 8 => u64::from_le_bytes(b.try_into().unwrap_or([0; 8])),
-            _ => 0,
-        };
+        let prev = decode_time(self.get_meta(TIME_KEY)?);
         let now = prev.max(ts_ms);
         if now != prev {
             self.put_meta(TIME_KEY, now.to_le_bytes().to_vec());
@@ -154,8 +151,9 @@ impl<'a> Txn<'a> {
 
 /// The state's time as last applied (0: nothing applied yet).
 pub(crate) fn stored_time(store: &dyn KvStore) -> Result<u64, StoreError> {
-    Ok(match store.get(&meta_key(TIME_KEY))? {
-        Some(b) if b.len() == 8 => u64::from_le_bytes(b.try_into().unwrap_or([0; 8])),
-        _ => 0,
-    })
+    Ok(decode_time(store.get(&meta_key(TIME_KEY))?))
+}
+
+fn decode_time(stored: Option<Vec<u8>>) -> u64 {
+    stored.and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_le_bytes)
 }

@@ -140,18 +140,11 @@ pub async fn consumer(client: Client, log: Arc<Mutex<QueueLog>>, stop: Arc<Atomi
                 break;
             }
         }
-        let item = match tokio::time::timeout(Duration::from_secs(2), q.take()).await {
-            Ok(Ok(item)) => item,
-            Ok(Err(_)) => {
-                // The take's outcome is unknown: an item may be ours now. Ending the session
-                // returns it to the queue.
-                fresh_session(&client, &never).await;
-                continue;
-            }
-            Err(_) => {
-                fresh_session(&client, &never).await;
-                continue;
-            }
+        let Ok(Ok(item)) = tokio::time::timeout(Duration::from_secs(2), q.take()).await else {
+            // The take failed or is still waiting: an item may be ours now. Ending the session
+            // returns it to the queue.
+            fresh_session(&client, &never).await;
+            continue;
         };
         match q.ack(item.id).await {
             Ok(()) => locked(&log).acked.push(item.data),
