@@ -35,6 +35,20 @@ pub enum Verdict {
     Deliver { delay: Duration, twice: bool },
 }
 
+impl Verdict {
+    /// Hold a message for its verdict: forever if lost, else its delay. Without a delay the
+    /// timer is not touched at all: a zero `tokio::time::sleep` still waits for the next
+    /// millisecond tick, and every peer message paid that twice (measured: a linearizable read
+    /// took 2.6 ms at p50 instead of a few hundred µs).
+    pub async fn hold(self) {
+        match self {
+            Verdict::Drop => std::future::pending().await,
+            Verdict::Deliver { delay, .. } if !delay.is_zero() => tokio::time::sleep(delay).await,
+            Verdict::Deliver { .. } => {}
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct NetFaults {
     state: Mutex<(FaultSpec, u64)>,

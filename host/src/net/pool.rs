@@ -175,13 +175,9 @@ impl PeerPool {
         may_duplicate: bool,
     ) -> Result<Resp, PeerError> {
         let work = async {
-            let twice = match self.verdict(target) {
-                super::faults::Verdict::Drop => std::future::pending().await,
-                super::faults::Verdict::Deliver { delay, twice } => {
-                    tokio::time::sleep(delay).await;
-                    twice && may_duplicate
-                }
-            };
+            let verdict = self.verdict(target);
+            let twice = matches!(verdict, super::faults::Verdict::Deliver { twice: true, .. }) && may_duplicate;
+            verdict.hold().await;
             let conn = self.connection(target, addr, timeout).await?;
             if twice {
                 // The duplicate's answer is ignored; the receiver must cope with seeing it twice.

@@ -32,10 +32,7 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
                 Err(e) => PeerResponse::Refused(format!("malformed peer request: {e}")),
             };
             // The test fault layer: a response to `peer` may be lost or late, like a request.
-            match api.pool.verdict(peer) {
-                crate::net::faults::Verdict::Drop => std::future::pending().await,
-                crate::net::faults::Verdict::Deliver { delay, .. } => tokio::time::sleep(delay).await,
-            }
+            api.pool.verdict(peer).hold().await;
             Outcome::One(resp)
         }
     })
