@@ -6,6 +6,7 @@
 
 mod acl;
 mod admin;
+mod batch;
 mod divergence;
 mod plugins;
 mod read;
@@ -28,6 +29,7 @@ use crate::session::Sessions;
 use crate::state::State;
 use crate::watch::WatchHub;
 
+pub use batch::Batcher;
 pub use divergence::run as divergence_check;
 
 /// Who is asking: the session the connection is bound to (0: none) and the request's id in it.
@@ -58,6 +60,8 @@ pub struct Api {
     pub timeout: Duration,
     /// The last divergence this node found between its state and another replica's.
     pub divergence: std::sync::Mutex<Option<String>>,
+    /// Groups concurrent tree writes into one log entry.
+    pub batcher: Batcher,
 }
 
 impl Api {

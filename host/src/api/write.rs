@@ -97,8 +97,11 @@ impl Api {
             default_acl: self.acl.default.clone(),
             op,
         };
+        if cmd.op.batchable() {
+            return self.batcher.propose(cmd).await;
+        }
         match self.raft.client_write(cmd).await {
-            Ok(resp) => resp.data.map_err(Step::Done),
+            Ok(resp) => super::batch::one_result(resp.data),
             Err(e) => Err(Step::from_write_error(e)),
         }
     }

@@ -18,8 +18,13 @@ use corral_proto::{Error, Reply};
 
 use crate::state::Command;
 
-/// The state machine's answer to one entry.
-pub type ApplyResult = Result<Reply, Error>;
+/// The state machine's answer to one entry: one command's result, or each result of a batch
+/// entry's commands, in order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ApplyResult {
+    One(Result<Reply, Error>),
+    Batch(Vec<Result<Reply, Error>>),
+}
 
 openraft::declare_raft_types!(
     /// corral's openraft type configuration.

@@ -17,7 +17,7 @@ use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StorageIOError, StoredMembership};
 
 use super::{ApplyResult, LogId, StorageError, TypeConfig};
-use crate::state::{self, State};
+use crate::state::{self, Op, State};
 use crate::wal::atomic_file;
 
 const APPLIED: &str = "applied";
@@ -134,12 +134,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 for e in &entries {
                     let index = e.log_id.index;
                     let res = match &e.payload {
-                        EntryPayload::Blank => Ok(corral_proto::Reply::Done { index }),
-                        EntryPayload::Normal(cmd) => self.state.apply(txn, index, cmd)?,
+                        EntryPayload::Blank => ApplyResult::One(Ok(corral_proto::Reply::Done { index })),
+                        EntryPayload::Normal(cmd) => match &cmd.op {
+                            Op::Batch { cmds } => ApplyResult::Batch(self.state.apply_batch(txn, index, cmds)?),
+                            _ => ApplyResult::One(self.state.apply(txn, index, cmd)?),
+                        },
                         EntryPayload::Membership(m) => {
                             let stored = Membership::new(Some(e.log_id), m.clone());
                             txn.put_meta(MEMBERSHIP, opts().serialize(&stored).unwrap_or_default());
-                            Ok(corral_proto::Reply::Done { index })
+                            ApplyResult::One(Ok(corral_proto::Reply::Done { index }))
                         }
                     };
                     out.push(res);

@@ -115,6 +115,7 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
         stale_reads: cfg.test.stale_reads,
         timeout: Duration::from_millis(cfg.raft.request_timeout_ms),
         divergence: Default::default(),
+        batcher: crate::api::Batcher::start(raft.clone()),
     });
     if cfg.test.stale_reads {
         tracing::warn!("[test] stale_reads is on: linearizable reads are NOT linearizable");

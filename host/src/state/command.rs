@@ -119,6 +119,23 @@ pub enum Op {
     AckNotifications {
         upto: (u64, u32),
     },
+    /// Several tree writes from different clients in one entry (group commit: see
+    /// `api::batch`), applied in order, each with its own result as if it were alone. They
+    /// share the entry's index, as the operations of one `Multi` do; only operations that
+    /// need nothing else of the index (see [`Op::batchable`]) are batched.
+    Batch {
+        cmds: Vec<Command>,
+    },
+}
+
+impl Op {
+    /// Tree writes: they use the index only as a node's creation / modification stamp, so
+    /// several may share one. Everything else stays alone in its entry: a session's id is its
+    /// entry's index, and a plugin's fencing tokens are indexes, so two of those in one entry
+    /// would collide.
+    pub fn batchable(&self) -> bool {
+        matches!(self, Op::Create { .. } | Op::Set { .. } | Op::Delete { .. } | Op::Multi { .. } | Op::SetAcl { .. })
+    }
 }
 
 impl std::fmt::Display for Command {
@@ -138,6 +155,7 @@ impl std::fmt::Display for Command {
             Op::PluginRemove { name } => write!(f, "remove plugin {name}"),
             Op::PluginCall { name, input } => write!(f, "call plugin {name} ({} bytes)", input.len()),
             Op::AckNotifications { upto } => write!(f, "ack notifications up to {upto:?}"),
+            Op::Batch { cmds } => write!(f, "batch of {} writes", cmds.len()),
         }
     }
 }

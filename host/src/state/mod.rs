@@ -167,8 +167,30 @@ impl State {
     ///
     /// Each entry's writes also advance the state digest (see [`digest`]).
     pub fn apply(&self, txn: &mut Txn<'_>, index: u64, cmd: &Command) -> Result<Result<Reply, Error>, StoreError> {
+        self.apply_with(txn, index, |entry| self.apply_entry(entry, index, cmd))
+    }
+
+    /// Apply a batch entry's commands in order, each with its own result, as `apply` would
+    /// apply each alone at `index`; the digest advances once, for the whole entry.
+    pub fn apply_batch(
+        &self,
+        txn: &mut Txn<'_>,
+        index: u64,
+        cmds: &[Command],
+    ) -> Result<Vec<Result<Reply, Error>>, StoreError> {
+        self.apply_with(txn, index, |entry| cmds.iter().map(|c| self.apply_entry(entry, index, c)).collect())
+    }
+
+    /// Run `f` on a fresh overlay for entry `index`, then advance the digest over its writes
+    /// and absorb them into `txn`.
+    fn apply_with<T>(
+        &self,
+        txn: &mut Txn<'_>,
+        index: u64,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut entry = txn.nested();
-        let res = self.apply_entry(&mut entry, index, cmd)?;
+        let res = f(&mut entry)?;
         let (mut writes, events, ended) = entry.into_parts();
         if self.diverge {
             writes.insert(b"z/diverged".to_vec(), Some(index.to_le_bytes().to_vec()));
@@ -261,6 +283,8 @@ impl State {
                 plugins::ack(t, cmd.session, *upto)?;
                 Ok(Reply::Done { index })
             }
+            // A batch is taken apart by `apply_batch`; one inside another was never proposed.
+            Op::Batch { .. } => Err(Error::internal("a batch entry inside a batch")),
         };
         if res.is_ok() {
             let parts = inner.into_parts();

@@ -287,3 +287,49 @@ fn the_sink_hears_of_events_and_of_ended_sessions() {
     assert_eq!(kinds, vec![(2, 0, "/a"), (2, 1, "/")], "a create: the node, then its parent");
     assert_eq!(ended, vec![sid], "only sessions that existed are reported");
 }
+
+#[test]
+fn a_batch_entry_applies_each_write_as_if_alone() {
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<Event>>);
+    impl EventSink for Recorder {
+        fn publish(&self, events: Vec<Event>) {
+            self.0.lock().unwrap().extend(events);
+        }
+        fn reset(&self, _: u64) {}
+        fn sessions_ended(&self, _: &[u64]) {}
+    }
+    let cmds: Vec<Command> = [
+        create("/a"),
+        Op::Set { path: "/a".into(), data: b"x".to_vec(), version: Some(7) }, // fails: BadVersion
+        create("/b"),
+        Op::Set { path: "/a".into(), data: b"y".to_vec(), version: Some(0) },
+    ]
+    .into_iter()
+    .map(|op| Command::plain(10, op))
+    .collect();
+
+    // The same writes one entry each, on another replica.
+    let alone = state();
+    let expected: Vec<_> = cmds.iter().map(|c| alone.with_txn(|t| alone.apply(t, 4, c)).expect("store")).collect();
+
+    let rec = Arc::new(Recorder::default());
+    let s = State::new(Arc::new(MemStore::default())).with_sink(rec.clone());
+    let got = s.with_txn(|t| s.apply_batch(t, 4, &cmds)).expect("store");
+    assert_eq!(got, expected, "each command's own result, in order");
+    assert!(matches!(got[1], Err(Error::BadVersion { .. })), "{:?}", got[1]);
+    assert_eq!(s.export().expect("export"), alone.export().expect("export"), "the same state");
+    assert_eq!(s.get("/a").expect("store").expect("a").0, b"y");
+
+    // Watchers resume from (index, seq): the writes of one entry number their events on.
+    let events = rec.0.lock().unwrap().clone();
+    let ids: Vec<(u64, u32)> = events.iter().map(|e| (e.index, e.seq)).collect();
+    assert_eq!(ids, (0..ids.len() as u32).map(|seq| (4, seq)).collect::<Vec<_>>());
+    assert!(ids.len() >= 5, "two creates (node and parent each) and a set: {events:?}");
+
+    // A batch nested in a batch is refused, not applied.
+    let nested = vec![Command::plain(11, Op::Batch { cmds: vec![Command::plain(11, create("/c"))] })];
+    let res = s.with_txn(|t| s.apply_batch(t, 5, &nested)).expect("store");
+    assert!(matches!(res[..], [Err(Error::Internal { .. })]), "{res:?}");
+    assert!(matches!(s.get("/c").expect("store"), Err(Error::NoNode { .. })));
+}

@@ -62,9 +62,11 @@ impl<'a> Txn<'a> {
         self.events.len()
     }
 
-    /// Stamp the events from `from` on as entry `index`'s, numbered in order.
+    /// Stamp the events from `from` on as entry `index`'s, numbered by their place in this
+    /// overlay (which holds one entry's events only), so the commands of a batch entry
+    /// number theirs on from each other's.
     pub fn stamp_events(&mut self, from: usize, index: u64) {
-        for (seq, ev) in self.events[from..].iter_mut().enumerate() {
+        for (seq, ev) in self.events.iter_mut().enumerate().skip(from) {
             ev.index = index;
             ev.seq = seq as u32;
         }

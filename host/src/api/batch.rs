@@ -1,0 +1,136 @@
+//! Group commit of client writes on the leader: tree writes that arrive while earlier ones are
+//! still being committed go into the log together, as one `Op::Batch` entry.
+//!
+//! Why: openraft 0.9's core waits for each appended entry's `fdatasync` before it handles its
+//! next message, so a leader appends at most one entry per disk sync, whatever the number of
+//! clients (measured here: about 3,500 writes/s with 64 clients, 57% of the leader's CPU and
+//! half the machine idle). One entry per group lifts that ceiling by the group's size.
+//!
+//! How: one task takes proposals from a queue. It waits for one of `IN_FLIGHT` slots, then
+//! takes everything queued (up to `MAX_COMMANDS` / `MAX_BYTES`) and proposes it as one entry;
+//! the slot is freed when that entry is applied. With an idle leader a write finds a free
+//! slot and goes alone at once, so a lone client pays only a channel hop; under load the
+//! queue fills while the slots are busy, and the groups grow with the load.
+
+use std::sync::Arc;
+
+use corral_proto::{Error, Reply};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::route::Step;
+use crate::raft::{ApplyResult, Raft};
+use crate::state::{Command, Op};
+
+/// Entries of grouped writes proposed and not yet applied. Two keep the pipeline full:
+/// one is replicated while the next is appended.
+const IN_FLIGHT: usize = 2;
+/// At most this many commands in one entry...
+const MAX_COMMANDS: usize = 512;
+/// ...and about this many bytes of paths and data (a group always takes its first command):
+/// a follower must write and sync an entry within one append's time bound.
+const MAX_BYTES: usize = 256 * 1024;
+
+type Waiter = oneshot::Sender<Result<Reply, Step>>;
+
+pub struct Batcher {
+    tx: mpsc::UnboundedSender<(Command, Waiter)>,
+}
+
+impl Batcher {
+    /// Start the grouping task for `raft` (it ends when the `Batcher` is dropped).
+    pub fn start(raft: Raft) -> Batcher {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(raft, rx));
+        Batcher { tx }
+    }
+
+    /// Propose `cmd` (a batchable tree write) and wait for its own result.
+    pub(crate) async fn propose(&self, cmd: Command) -> Result<Reply, Step> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send((cmd, tx)).is_err() {
+            return Err(Step::Done(Error::unavailable("this node is shutting down")));
+        }
+        rx.await.unwrap_or_else(|_| Err(Step::Done(Error::unavailable("this node is shutting down"))))
+    }
+}
+
+async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<(Command, Waiter)>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut bytes = size(&first.0);
+        let mut group = vec![first];
+        while group.len() < MAX_COMMANDS && bytes < MAX_BYTES {
+            match rx.try_recv() {
+                Ok(next) => {
+                    bytes += size(&next.0);
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            propose_group(&raft, group).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Propose one group and hand each waiter its command's result.
+async fn propose_group(raft: &Raft, mut group: Vec<(Command, Waiter)>) {
+    if group.len() == 1 {
+        let Some((cmd, waiter)) = group.pop() else { return };
+        let res = match raft.client_write(cmd).await {
+            Ok(resp) => one_result(resp.data),
+            Err(e) => Err(Step::from_write_error(e)),
+        };
+        let _ = waiter.send(res);
+        return;
+    }
+    let (cmds, waiters): (Vec<Command>, Vec<Waiter>) = group.into_iter().unzip();
+    // The entry's own stamp is unused (each command carries its own); the newest is honest.
+    let ts = cmds.iter().map(|c| c.ts_ms).max().unwrap_or(0);
+    let n = cmds.len();
+    match raft.client_write(Command::plain(ts, Op::Batch { cmds })).await {
+        Ok(resp) => match resp.data {
+            ApplyResult::Batch(results) if results.len() == n => {
+                for (waiter, res) in waiters.into_iter().zip(results) {
+                    let _ = waiter.send(res.map_err(Step::Done));
+                }
+            }
+            other => {
+                let e = Error::internal(format!("a batch of {n} writes was answered {other:?}"));
+                for waiter in waiters {
+                    let _ = waiter.send(Err(Step::Done(e.clone())));
+                }
+            }
+        },
+        Err(e) => {
+            for waiter in waiters {
+                let _ = waiter.send(Err(Step::from_write_error(e.clone())));
+            }
+        }
+    }
+}
+
+/// A single command's result out of its entry's answer.
+pub(super) fn one_result(r: ApplyResult) -> Result<Reply, Step> {
+    match r {
+        ApplyResult::One(res) => res.map_err(Step::Done),
+        ApplyResult::Batch(v) => {
+            Err(Step::Done(Error::internal(format!("one write was answered as a batch of {}", v.len()))))
+        }
+    }
+}
+
+/// What a command adds to an entry, roughly: its paths and data.
+fn size(cmd: &Command) -> usize {
+    let body = match &cmd.op {
+        Op::Create { path, data, .. } | Op::Set { path, data, .. } => path.len() + data.len(),
+        Op::Delete { path, .. } | Op::SetAcl { path, .. } => path.len(),
+        Op::Multi { ops } => bincode::serialized_size(ops).map_or(MAX_BYTES, |n| n as usize),
+        _ => 0,
+    };
+    body + cmd.identity.len() + 64
+}
