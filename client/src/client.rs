@@ -16,6 +16,11 @@ use crate::{tls, ClientConfig, ClientError};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) const RETRY_BACKOFF: Duration = Duration::from_millis(25);
+/// A resendable request unanswered this long makes the client ask its node, on the same
+/// connection, whether it is alive (see `node_silent`)...
+const SUSPECT_AFTER: Duration = Duration::from_millis(100);
+/// ...and a node that does not answer that ping within this is given up for another.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(150);
 
 #[derive(Clone)]
 pub struct Client {
@@ -240,7 +245,16 @@ impl Client {
                 }
                 Err(e) => return Err(e),
             };
-            match tokio::time::timeout(left, self.send(&conn, &req)).await {
+            let answer = tokio::select! {
+                r = tokio::time::timeout(left, self.send(&conn, &req)) => r,
+                _ = self.node_silent(&conn), if resendable => {
+                    self.drop_connection(&conn).await;
+                    unreachable = true;
+                    last = "the node stopped answering".into();
+                    continue;
+                }
+            };
+            match answer {
                 Ok(Ok(Response::Ok(reply))) => return Ok(reply),
                 Ok(Ok(Response::Err(ServerError::NotLeader { .. }))) => {
                     // Refused before anything was done (e.g. an election is running).
@@ -274,6 +288,27 @@ impl Client {
                     }
                     return Err(ClientError::Indeterminate("no reply before the timeout".into()));
                 }
+            }
+        }
+    }
+
+    /// Resolves only once `conn`'s node looks dead: a request has waited `SUSPECT_AFTER`, and
+    /// a ping on the same connection gets no answer within `PROBE_TIMEOUT`. A killed or hung
+    /// node sends nothing back (not even a QUIC close), and the connection's idle timeout is
+    /// seconds; a node that is merely slow answers the ping, and the request waits on.
+    /// Only for resendable requests: the request is then sent again to another node, which
+    /// a session makes safe.
+    async fn node_silent(&self, conn: &quinn::Connection) {
+        loop {
+            tokio::time::sleep(SUSPECT_AFTER).await;
+            let ping = RequestFrame {
+                id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+                done_below: 0,
+                min_index: 0,
+                body: Request::Ping,
+            };
+            if !matches!(tokio::time::timeout(PROBE_TIMEOUT, send(conn, &ping)).await, Ok(Ok(_))) {
+                return;
             }
         }
     }
