@@ -141,6 +141,15 @@ impl PeerPool {
         Ok(rx)
     }
 
+    /// `peer` opened a new connection to us: close ours to it (see `server::peer_conn`).
+    pub async fn peer_reconnected(&self, peer: u64) {
+        let mut g = self.conns.lock().await;
+        if let Some(Slot::Ready(c)) = g.get(&peer) {
+            c.close(0u32.into(), b"peer reconnected");
+            g.remove(&peer);
+        }
+    }
+
     /// One request/response exchange with `target` at `addr`, bounded by `timeout`.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,

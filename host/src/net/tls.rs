@@ -17,6 +17,21 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
+    /// The key QUIC's stateless resets are made with, derived from this node's private key so
+    /// that it survives a restart. A restarted node can then reset the connections its
+    /// previous life had: a peer or client still sending on one learns at its next packet
+    /// that it is dead, and dials again, instead of waiting out the idle timeout (2 s) while
+    /// the restarted node, hearing from no leader, starts elections that unseat the live one
+    /// (measured: a 2 s outage after each restart of a killed node).
+    pub fn reset_key(&self) -> ring::hmac::Key {
+        use sha2::Digest;
+        let secret = sha2::Sha256::new()
+            .chain_update(b"corral stateless reset key\0")
+            .chain_update(self.key.secret_der())
+            .finalize();
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret)
+    }
+
     /// Load the three files; an error names the config field and the file.
     pub fn load(ca: &Path, cert: &Path, key: &Path) -> Result<TlsFiles, String> {
         let ca = ctls::load_certs(ca).map_err(|e| format!("field `tls.ca`: {e}"))?;

@@ -40,7 +40,7 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
     let socket = bind(&cfg)?;
     let addr = socket.local_addr()?;
     let endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
+        quinn::EndpointConfig::new(Arc::new(tls.reset_key())),
         Some(server_config(&tls, idle).map_err(anyhow::Error::msg)?),
         socket,
         Arc::new(quinn::TokioRuntime),

@@ -24,6 +24,12 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
             bail!("refused peer connection: {e}");
         }
     };
+    // A peer dials us only when it has no working connection to us: it restarted, or its
+    // connection broke. Ours to it is then as likely dead, and nothing would tell us soon: a
+    // killed node sends no close, and a leader that restarts at once keeps its term, so no
+    // election tells the requests we forwarded to it to give up. Close ours, so those fail
+    // now (their clients resend) and the next call dials again.
+    api.pool.peer_reconnected(peer).await;
     super::streams::serve(&conn, &stop, move |req: Result<PeerRequest, _>| {
         let api = api.clone();
         async move {
