@@ -88,9 +88,14 @@ async fn propose_group(raft: &Raft, mut group: Vec<(Command, Waiter)>) {
         let _ = waiter.send(res);
         return;
     }
-    let (cmds, waiters): (Vec<Command>, Vec<Waiter>) = group.into_iter().unzip();
-    // The entry's own stamp is unused (each command carries its own); the newest is honest.
+    let (mut cmds, waiters): (Vec<Command>, Vec<Waiter>) = group.into_iter().unzip();
+    // One time for the whole entry (the newest stamp: none is applied before it), so state
+    // time advances only at its first command and plugin timers fire there, as they would
+    // for a lone entry; otherwise two timer firings could share this entry's index.
     let ts = cmds.iter().map(|c| c.ts_ms).max().unwrap_or(0);
+    for c in &mut cmds {
+        c.ts_ms = ts;
+    }
     let n = cmds.len();
     match raft.client_write(Command::plain(ts, Op::Batch { cmds })).await {
         Ok(resp) => match resp.data {

@@ -34,9 +34,13 @@ impl PeerError {
 /// How long a dial may take before it is given up (it runs on its own, see `connection`).
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A connection younger than this is kept when its peer dials us (see `peer_reconnected`).
+const FRESH: Duration = Duration::from_secs(1);
+
 /// A peer's connection, or the dial that will make it.
 enum Slot {
-    Ready(quinn::Connection),
+    /// The connection, and when it was made.
+    Ready(quinn::Connection, std::time::Instant),
     /// (dial number, address, the outcome once known).
     Dialing(u64, String, watch::Receiver<Option<Result<quinn::Connection, String>>>),
 }
@@ -81,7 +85,7 @@ impl PeerPool {
         let mut outcome = {
             let mut g = self.conns.lock().await;
             match g.get(&target) {
-                Some(Slot::Ready(c)) if c.close_reason().is_none() && c.remote_address().to_string() == addr => {
+                Some(Slot::Ready(c, _)) if c.close_reason().is_none() && c.remote_address().to_string() == addr => {
                     return Ok(c.clone())
                 }
                 Some(Slot::Dialing(_, a, rx)) if a == addr => rx.clone(),
@@ -131,7 +135,7 @@ impl PeerPool {
                 let mut g = conns.lock().await;
                 if matches!(g.get(&target), Some(Slot::Dialing(n, a, _)) if *n == no && *a == addr) {
                     match &res {
-                        Ok(c) => g.insert(target, Slot::Ready(c.clone())),
+                        Ok(c) => g.insert(target, Slot::Ready(c.clone(), std::time::Instant::now())),
                         Err(_) => g.remove(&target),
                     };
                 }
@@ -141,12 +145,17 @@ impl PeerPool {
         Ok(rx)
     }
 
-    /// `peer` opened a new connection to us: close ours to it (see `server::peer_conn`).
+    /// `peer` opened a new connection to us: close ours to it (see `server::peer_conn`),
+    /// unless ours is itself new. Without that exception two nodes would close each other's
+    /// fresh connections for ever: ours to it is new when it is what made the peer find its
+    /// own one stale and dial again (found by the counter test: writes timed out).
     pub async fn peer_reconnected(&self, peer: u64) {
         let mut g = self.conns.lock().await;
-        if let Some(Slot::Ready(c)) = g.get(&peer) {
-            c.close(0u32.into(), b"peer reconnected");
-            g.remove(&peer);
+        if let Some(Slot::Ready(c, made)) = g.get(&peer) {
+            if made.elapsed() >= FRESH {
+                c.close(0u32.into(), b"peer reconnected");
+                g.remove(&peer);
+            }
         }
     }
 
@@ -202,7 +211,7 @@ impl PeerPool {
             let res = exchange(&conn, req).await;
             if res.is_err() {
                 let mut g = self.conns.lock().await;
-                if matches!(g.get(&target), Some(Slot::Ready(c)) if c.stable_id() == conn.stable_id()) {
+                if matches!(g.get(&target), Some(Slot::Ready(c, _)) if c.stable_id() == conn.stable_id()) {
                     g.remove(&target);
                 }
             }
