@@ -46,11 +46,12 @@ impl Batcher {
 
     /// Propose `cmd` (a batchable tree write) and wait for its own result.
     pub(crate) async fn propose(&self, cmd: Command) -> Result<Reply, Step> {
+        let shutting_down = || Err(Step::Done(Error::unavailable("this node is shutting down")));
         let (tx, rx) = oneshot::channel();
         if self.tx.send((cmd, tx)).is_err() {
-            return Err(Step::Done(Error::unavailable("this node is shutting down")));
+            return shutting_down();
         }
-        rx.await.unwrap_or_else(|_| Err(Step::Done(Error::unavailable("this node is shutting down"))))
+        rx.await.unwrap_or_else(|_| shutting_down())
     }
 }
 
@@ -81,11 +82,7 @@ async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<(Command, Waiter)>) {
 async fn propose_group(raft: &Raft, mut group: Vec<(Command, Waiter)>) {
     if group.len() == 1 {
         let Some((cmd, waiter)) = group.pop() else { return };
-        let res = match raft.client_write(cmd).await {
-            Ok(resp) => one_result(resp.data),
-            Err(e) => Err(Step::from_write_error(e)),
-        };
-        let _ = waiter.send(res);
+        let _ = waiter.send(write_one(raft, cmd).await);
         return;
     }
     let (mut cmds, waiters): (Vec<Command>, Vec<Waiter>) = group.into_iter().unzip();
@@ -119,13 +116,16 @@ async fn propose_group(raft: &Raft, mut group: Vec<(Command, Waiter)>) {
     }
 }
 
-/// A single command's result out of its entry's answer.
-pub(super) fn one_result(r: ApplyResult) -> Result<Reply, Step> {
-    match r {
-        ApplyResult::One(res) => res.map_err(Step::Done),
-        ApplyResult::Batch(v) => {
-            Err(Step::Done(Error::internal(format!("one write was answered as a batch of {}", v.len()))))
-        }
+/// Propose `cmd` alone in its entry and return its result.
+pub(super) async fn write_one(raft: &Raft, cmd: Command) -> Result<Reply, Step> {
+    match raft.client_write(cmd).await {
+        Ok(resp) => match resp.data {
+            ApplyResult::One(res) => res.map_err(Step::Done),
+            ApplyResult::Batch(v) => {
+                Err(Step::Done(Error::internal(format!("one write was answered as a batch of {}", v.len()))))
+            }
+        },
+        Err(e) => Err(Step::from_write_error(e)),
     }
 }
 

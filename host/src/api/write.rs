@@ -98,11 +98,9 @@ impl Api {
             op,
         };
         if cmd.op.batchable() {
-            return self.batcher.propose(cmd).await;
-        }
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => super::batch::one_result(resp.data),
-            Err(e) => Err(Step::from_write_error(e)),
+            self.batcher.propose(cmd).await
+        } else {
+            super::batch::write_one(&self.raft, cmd).await
         }
     }
 }
