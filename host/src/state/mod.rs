@@ -13,6 +13,7 @@ mod keys;
 mod multi;
 pub mod plugins;
 pub mod session;
+mod sled_store;
 mod snapshot;
 mod store;
 mod tree;
@@ -35,8 +36,9 @@ pub fn effective_acl_of<'a>(
         own
     }
 }
+pub use sled_store::SledStore;
 pub use snapshot::{decode as decode_snapshot, encode as encode_snapshot};
-pub use store::{KvStore, MemStore, SledStore, StoreError};
+pub use store::{KvStore, MemStore, StoreError};
 pub use txn::Txn;
 
 /// Every key and value of the store, in key order: what a snapshot carries.

@@ -1,4 +1,5 @@
-//! Where the state machine keeps its bytes: sled in production, a `BTreeMap` in unit tests.
+//! Where the state machine keeps its bytes: sled in production (`sled_store`), a `BTreeMap` in
+//! unit tests.
 //! One flat key space; `state::tree` and `state::txn` decide the key layout.
 
 use std::collections::BTreeMap;
@@ -36,64 +37,6 @@ pub trait KvStore: Send + Sync + 'static {
     /// Drop everything and load `items`.
     fn replace_all(&self, items: super::Items) -> Result<(), StoreError>;
     fn flush(&self) -> Result<(), StoreError>;
-}
-
-pub struct SledStore {
-    db: sled::Db,
-    tree: sled::Tree,
-}
-
-impl SledStore {
-    pub fn open(path: &std::path::Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).open()?;
-        let tree = db.open_tree("state")?;
-        Ok(SledStore { db, tree })
-    }
-}
-
-impl KvStore for SledStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
-    }
-
-    fn scan_range_limit(&self, from: &[u8], prefix: &[u8], limit: usize) -> Result<super::Items, StoreError> {
-        self.tree
-            .range(from..)
-            .take_while(|r| r.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)))
-            .take(limit)
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from))
-            .collect()
-    }
-
-    fn commit(&self, writes: Writes) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (k, v) in writes {
-            match v {
-                Some(v) => batch.insert(k, v),
-                None => batch.remove(k),
-            }
-        }
-        self.tree.apply_batch(batch)?;
-        Ok(())
-    }
-
-    fn replace_all(&self, items: super::Items) -> Result<(), StoreError> {
-        // Not atomic in sled; the snapshot file is written first, and on open a state whose
-        // applied id is missing or older than that file is reloaded from it.
-        self.tree.clear()?;
-        let mut batch = sled::Batch::default();
-        for (k, v) in items {
-            batch.insert(k, v);
-        }
-        self.tree.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
-    }
 }
 
 #[derive(Default)]

@@ -1,0 +1,96 @@
+use std::time::Duration;
+
+use super::*;
+use crate::state::MemStore;
+
+/// Every commit starts a write-back when none is running, so reads often meet all three
+/// layers (pending, being written, sled) at once.
+const EAGER: Tuning = Tuning { every: Duration::ZERO, bytes: 0, max_bytes: 1 << 10 };
+
+/// xorshift64: reproducible without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn random_writes(rng: &mut Rng) -> Writes {
+    let mut writes = Writes::new();
+    for _ in 0..=rng.below(6) {
+        let key = format!("{}/{:02}", ["a", "b", "c"][rng.below(3) as usize], rng.below(40)).into_bytes();
+        let value = (rng.below(3) > 0).then(|| vec![rng.below(256) as u8; rng.below(40) as usize]);
+        writes.insert(key, value);
+    }
+    writes
+}
+
+fn assert_same(store: &dyn KvStore, model: &dyn KvStore, rng: &mut Rng) {
+    assert_eq!(store.export().unwrap(), model.export().unwrap());
+    let prefix = [b"a/".as_slice(), b"b/", b"c/"][rng.below(3) as usize];
+    let from = [prefix, format!("{:02}", rng.below(40)).as_bytes()].concat();
+    let limit = rng.below(8) as usize;
+    assert_eq!(
+        store.scan_range_limit(&from, prefix, limit).unwrap(),
+        model.scan_range_limit(&from, prefix, limit).unwrap(),
+        "scan from {:?} limit {limit}",
+        String::from_utf8_lossy(&from)
+    );
+    let key = format!("b/{:02}", rng.below(40)).into_bytes();
+    assert_eq!(store.get(&key).unwrap(), model.get(&key).unwrap());
+}
+
+#[test]
+fn reads_through_every_layer_agree_with_a_plain_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open_tuned(dir.path(), EAGER).unwrap();
+    let model = MemStore::default();
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    for round in 0..400 {
+        let writes = random_writes(&mut rng);
+        model.commit(writes.clone()).unwrap();
+        store.commit(writes).unwrap();
+        assert_same(&store, &model, &mut rng);
+        if round % 97 == 0 {
+            store.flush().unwrap();
+            assert!(store.layers().active.is_empty() && store.layers().frozen.is_none());
+            assert_same(&store, &model, &mut rng);
+        }
+    }
+}
+
+#[test]
+fn a_reopened_store_has_everything_after_a_flush_or_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = MemStore::default();
+    let mut rng = Rng(0x0bad_cafe_0000_0042);
+    {
+        // The default tuning: these writes stay pending until the flush.
+        let store = SledStore::open(dir.path()).unwrap();
+        for _ in 0..50 {
+            let writes = random_writes(&mut rng);
+            model.commit(writes.clone()).unwrap();
+            store.commit(writes).unwrap();
+        }
+        store.flush().unwrap();
+        let writes = random_writes(&mut rng);
+        model.commit(writes.clone()).unwrap();
+        store.commit(writes).unwrap();
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.export().unwrap(), model.export().unwrap());
+}
+
+#[test]
+fn replace_all_drops_what_is_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    store.commit(Writes::from([(b"a/1".to_vec(), Some(b"old".to_vec()))])).unwrap();
+    store.replace_all(vec![(b"b/1".to_vec(), b"new".to_vec())]).unwrap();
+    assert_eq!(store.export().unwrap(), vec![(b"b/1".to_vec(), b"new".to_vec())]);
+    assert_eq!(store.get(b"a/1").unwrap(), None);
+}
