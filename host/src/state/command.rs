@@ -129,12 +129,20 @@ pub enum Op {
 }
 
 impl Op {
-    /// Tree writes: they use the index only as a node's creation / modification stamp, so
-    /// several may share one. Everything else stays alone in its entry: a session's id is its
-    /// entry's index, and a plugin's fencing tokens are indexes, so two of those in one entry
-    /// would collide.
+    /// Tree writes use the index only as a node's creation / modification stamp, and an
+    /// acknowledgement of notifications not at all, so several may share one. Everything else
+    /// stays alone in its entry: a session's id is its entry's index, and a plugin's fencing
+    /// tokens are indexes, so two of those in one entry would collide.
     pub fn batchable(&self) -> bool {
-        matches!(self, Op::Create { .. } | Op::Set { .. } | Op::Delete { .. } | Op::Multi { .. } | Op::SetAcl { .. })
+        matches!(
+            self,
+            Op::Create { .. }
+                | Op::Set { .. }
+                | Op::Delete { .. }
+                | Op::Multi { .. }
+                | Op::SetAcl { .. }
+                | Op::AckNotifications { .. }
+        )
     }
 }
 
