@@ -10,6 +10,7 @@ mod batch;
 mod divergence;
 mod plugins;
 mod read;
+mod read_rounds;
 mod route;
 mod session;
 mod watches;
@@ -28,9 +29,9 @@ use crate::raft::Raft;
 use crate::session::Sessions;
 use crate::state::State;
 use crate::watch::WatchHub;
-
 pub use batch::Batcher;
 pub use divergence::run as divergence_check;
+pub use read_rounds::ReadRounds;
 
 /// Who is asking: the session the connection is bound to (0: none) and the request's id in it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +63,8 @@ pub struct Api {
     pub divergence: std::sync::Mutex<Option<String>>,
     /// Groups concurrent tree writes into one log entry.
     pub batcher: Batcher,
+    /// Serves concurrent linearizable reads with one leadership check.
+    pub read_rounds: ReadRounds,
 }
 
 impl Api {

@@ -7,7 +7,6 @@ use std::time::Instant;
 use corral_proto::{Consistency, Error, Reply, WatchSpec};
 
 use super::{store_err, Api, Ctx};
-use crate::raft::rpc::{PeerRequest, PeerResponse};
 
 impl Api {
     pub(super) async fn get(
@@ -103,17 +102,14 @@ impl Api {
                     Err(e) => return Err(e),
                 }
             } else if let Some(addr) = self.node_addr(leader) {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let call = self.pool.call::<_, PeerResponse>(leader, &addr, &PeerRequest::ReadIndex, left);
                 let res = tokio::select! {
-                    r = call => Some(r),
+                    r = self.read_rounds.forwarded(leader, addr) => Some(r),
                     _ = self.leader_moved_from(leader) => None,
                 };
                 match res {
-                    Some(Ok(PeerResponse::ReadIndex(Ok(i)))) => return Ok(i),
-                    None | Some(Ok(PeerResponse::ReadIndex(Err(Error::NotLeader { .. })))) | Some(Err(_)) => {}
-                    Some(Ok(PeerResponse::ReadIndex(Err(e)))) => return Err(e),
-                    Some(Ok(other)) => return Err(Error::internal(format!("leader answered {other:?}"))),
+                    Some(Ok(i)) => return Ok(i),
+                    None | Some(Err(Error::NotLeader { .. })) => {}
+                    Some(Err(e)) => return Err(e),
                 }
             }
             self.wait_leader_change(Some(leader), deadline).await;
@@ -131,15 +127,6 @@ impl Api {
     /// Every committed entry is in the leader's log (Leader Completeness), so reading at the
     /// leader's last log index is always safe; it only waits for in-flight entries to commit.
     pub async fn leader_read_index(&self) -> Result<u64, Error> {
-        match self.raft.get_read_log_id().await {
-            Ok((read, _applied)) => {
-                let last = self.raft.metrics().borrow().last_log_index.unwrap_or(0);
-                Ok(read.map_or(0, |l| l.index).max(last))
-            }
-            Err(openraft::error::RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
-                Err(Error::NotLeader { leader: f.leader_id })
-            }
-            Err(e) => Err(Error::unavailable(e)),
-        }
+        self.read_rounds.local().await
     }
 }

@@ -106,7 +106,7 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
         id: cfg.id,
         raft: raft.clone(),
         state,
-        pool,
+        pool: pool.clone(),
         limits: cfg.limits.clone(),
         sessions: sessions.clone(),
         watches,
@@ -116,6 +116,11 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
         timeout: Duration::from_millis(cfg.raft.request_timeout_ms),
         divergence: Default::default(),
         batcher: crate::api::Batcher::start(raft.clone()),
+        read_rounds: crate::api::ReadRounds::new(
+            raft.clone(),
+            pool.clone(),
+            Duration::from_millis(cfg.raft.request_timeout_ms),
+        ),
     });
     if cfg.test.stale_reads {
         tracing::warn!("[test] stale_reads is on: linearizable reads are NOT linearizable");
