@@ -18,9 +18,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) const RETRY_BACKOFF: Duration = Duration::from_millis(25);
 /// A resendable request unanswered this long makes the client ask its node, on the same
 /// connection, whether it is alive (see `node_silent`)...
-const SUSPECT_AFTER: Duration = Duration::from_millis(100);
+const SUSPECT_AFTER: Duration = Duration::from_millis(60);
 /// ...and a node that does not answer that ping within this is given up for another.
-const PROBE_TIMEOUT: Duration = Duration::from_millis(150);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(100);
 
 #[derive(Clone)]
 pub struct Client {
