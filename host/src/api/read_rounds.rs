@@ -9,6 +9,8 @@
 //! different leaders (only while the leader changes) do not wait for each other.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,14 +35,25 @@ struct Checker {
     timeout: Duration,
 }
 
+/// One leadership check (a function, so that tests can stand in for Raft).
+type Check = Arc<dyn Fn(Asked) -> Pin<Box<dyn Future<Output = Result<u64, Error>> + Send>> + Send + Sync>;
+
 pub struct ReadRounds {
-    checker: Checker,
+    check: Check,
     queues: Arc<Mutex<Queues>>,
 }
 
 impl ReadRounds {
     pub fn new(raft: Raft, pool: Arc<PeerPool>, timeout: Duration) -> Self {
-        ReadRounds { checker: Checker { raft, pool, timeout }, queues: Arc::default() }
+        let checker = Checker { raft, pool, timeout };
+        Self::with_check(Arc::new(move |asked| {
+            let checker = checker.clone();
+            Box::pin(async move { checker.check(asked).await })
+        }))
+    }
+
+    fn with_check(check: Check) -> Self {
+        ReadRounds { check, queues: Arc::default() }
     }
 
     /// This node's read index as leader, from a leadership check that started after this call.
@@ -64,13 +77,13 @@ impl ReadRounds {
         };
         if start {
             // Its own task: the round goes on for the others if this caller gives up.
-            tokio::spawn(run_rounds(self.checker.clone(), self.queues.clone(), asked));
+            tokio::spawn(run_rounds(self.check.clone(), self.queues.clone(), asked));
         }
         rx.await.unwrap_or_else(|_| Err(Error::unavailable("the node is shutting down")))
     }
 }
 
-async fn run_rounds(checker: Checker, queues: Arc<Mutex<Queues>>, asked: Asked) {
+async fn run_rounds(check: Check, queues: Arc<Mutex<Queues>>, asked: Asked) {
     loop {
         let waiters = {
             let mut q = queues.lock().unwrap_or_else(|p| p.into_inner());
@@ -82,7 +95,7 @@ async fn run_rounds(checker: Checker, queues: Arc<Mutex<Queues>>, asked: Asked) 
                 }
             }
         };
-        let res = checker.check(asked.clone()).await;
+        let res = check(asked.clone()).await;
         for w in waiters {
             let _ = w.send(res.clone());
         }
@@ -113,3 +126,7 @@ impl Checker {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "read_rounds_tests.rs"]
+mod tests;
