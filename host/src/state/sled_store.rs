@@ -16,6 +16,7 @@
 //! the batch being written (`frozen`), then sled. `frozen` is dropped only after sled holds it.
 
 use std::iter::Peekable;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -49,7 +50,8 @@ struct Layers {
 }
 
 struct WriteBack {
-    last: Instant,
+    /// When the last write-back thread started (None: never, so the first commit starts one).
+    last: Option<Instant>,
     running: Option<JoinHandle<Result<(), sled::Error>>>,
     /// A failed write-back leaves its batch in `frozen`; nothing is written back after it.
     failed: Option<String>,
@@ -60,6 +62,8 @@ pub struct SledStore {
     tree: sled::Tree,
     layers: Arc<RwLock<Layers>>,
     write_back: Mutex<WriteBack>,
+    /// Whether the running write-back thread may go on to another round.
+    linger: Arc<AtomicBool>,
     tuning: Tuning,
 }
 
@@ -75,7 +79,8 @@ impl SledStore {
             db,
             tree,
             layers: Arc::default(),
-            write_back: Mutex::new(WriteBack { last: Instant::now(), running: None, failed: None }),
+            write_back: Mutex::new(WriteBack { last: None, running: None, failed: None }),
+            linger: Arc::default(),
             tuning,
         })
     }
@@ -91,6 +96,7 @@ impl SledStore {
     /// Wait for the running write-back, if any; an error sticks.
     fn join(&self, wb: &mut WriteBack) -> Result<(), StoreError> {
         if let Some(handle) = wb.running.take() {
+            self.linger.store(false, Ordering::SeqCst);
             let outcome = match handle.join() {
                 Ok(r) => r.map_err(|e| e.to_string()),
                 Err(_) => Err("the write-back thread panicked".to_string()),
@@ -106,29 +112,35 @@ impl SledStore {
     }
 
     /// Hand `active` to a new write-back thread. The caller has joined the previous one.
+    ///
+    /// The thread stays while writes keep coming, writing back every `tuning.every`: the last
+    /// writes of a burst must not wait in memory for a commit that may not come for hours.
+    /// It leaves when a round finds nothing new, or when `join` tells it to.
     fn start(&self, wb: &mut WriteBack) -> Result<(), StoreError> {
-        let batch = {
-            let mut l = self.layers.write().unwrap_or_else(|p| p.into_inner());
-            if l.active.is_empty() {
-                return Ok(());
-            }
-            let batch = Arc::new(std::mem::take(&mut l.active));
-            l.active_bytes = 0;
-            l.frozen = Some(batch.clone());
-            batch
+        let Some(mut batch) = freeze(&mut self.layers.write().unwrap_or_else(|p| p.into_inner())) else {
+            return Ok(());
         };
-        let tree = self.tree.clone();
-        let layers = self.layers.clone();
+        let (tree, layers, linger, every) =
+            (self.tree.clone(), self.layers.clone(), self.linger.clone(), self.tuning.every);
+        linger.store(true, Ordering::SeqCst);
         let handle = std::thread::Builder::new()
             .name("state-write-back".into())
-            .spawn(move || {
+            .spawn(move || loop {
                 write_batch(&tree, &batch)?;
                 layers.write().unwrap_or_else(|p| p.into_inner()).frozen = None;
-                Ok(())
+                if !linger.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                std::thread::sleep(every);
+                let mut l = layers.write().unwrap_or_else(|p| p.into_inner());
+                match freeze(&mut l) {
+                    Some(next) if linger.load(Ordering::SeqCst) => batch = next,
+                    _ => return Ok(()),
+                }
             })
             .map_err(|e| StoreError(format!("starting the write-back thread: {e}")))?;
         wb.running = Some(handle);
-        wb.last = Instant::now();
+        wb.last = Some(Instant::now());
         Ok(())
     }
 
@@ -138,6 +150,17 @@ impl SledStore {
         self.start(wb)?;
         self.join(wb)
     }
+}
+
+/// Move `active` to `frozen` (nothing to do if it is empty).
+fn freeze(l: &mut Layers) -> Option<Arc<Writes>> {
+    if l.active.is_empty() {
+        return None;
+    }
+    let batch = Arc::new(std::mem::take(&mut l.active));
+    l.active_bytes = 0;
+    l.frozen = Some(batch.clone());
+    Some(batch)
 }
 
 fn write_batch(tree: &sled::Tree, writes: &Writes) -> Result<(), sled::Error> {
@@ -220,7 +243,7 @@ impl KvStore for SledStore {
         if busy && pending < self.tuning.max_bytes {
             return Ok(());
         }
-        if pending >= self.tuning.bytes || wb.last.elapsed() >= self.tuning.every {
+        if pending >= self.tuning.bytes || wb.last.is_none_or(|t| t.elapsed() >= self.tuning.every) {
             self.join(&mut wb)?;
             self.start(&mut wb)?;
         }

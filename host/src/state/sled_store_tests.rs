@@ -94,3 +94,24 @@ fn replace_all_drops_what_is_pending() {
     assert_eq!(store.export().unwrap(), vec![(b"b/1".to_vec(), b"new".to_vec())]);
     assert_eq!(store.get(b"a/1").unwrap(), None);
 }
+
+#[test]
+fn the_last_writes_of_a_burst_reach_sled_without_another_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    let mut rng = Rng(0x7a11_0000_0000_0007);
+    for _ in 0..20 {
+        store.commit(random_writes(&mut rng)).unwrap();
+    }
+    // No commit follows: the write-back thread must take the tail by itself.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let settled = || {
+        let l = store.layers();
+        l.active.is_empty() && l.frozen.is_none()
+    };
+    while !settled() {
+        assert!(std::time::Instant::now() < deadline, "writes stayed in memory with nothing to take them to sled");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(store.tree.iter().count(), store.export().unwrap().len());
+}
