@@ -168,11 +168,19 @@ impl EventSink for WatchHub {
         }
     }
 
+    /// The state jumped to a snapshot at `index`: the events between where the hub was and
+    /// `index` will never be published here, so every open stream is told to resync rather
+    /// than left with a silent gap.
     fn reset(&self, index: u64) {
         let mut hub = self.hub();
         hub.history.clear();
         hub.floor = (index, u32::MAX);
         hub.head = hub.floor;
+        for sub in hub.subs.values_mut() {
+            sub.queue.clear();
+            sub.overflowed = true;
+            sub.notify.notify_one();
+        }
     }
 }
 
@@ -203,6 +211,18 @@ mod tests {
         let newer = hub.resume(7, rec.clone(), (3, 0)).expect("resume");
         assert_eq!(hub.take(7, &n7).expect("take"), None);
         assert_eq!(hub.take(7, &newer).expect("take"), Some(vec![ev(4, 0, "/a")]));
+    }
+
+    #[test]
+    fn a_jump_to_a_snapshot_makes_open_streams_resync() {
+        let hub = WatchHub::new(10, 0);
+        let rec = vec![(WatchSpec::new("/a", WatchKind::PersistentRecursive), (0, 0))];
+        let n = hub.resume(3, rec, hub.head()).expect("resume");
+        hub.publish(vec![ev(1, 0, "/a")]);
+        // Events 2..=50 are inside the snapshot: this node never publishes them.
+        hub.reset(50);
+        hub.publish(vec![ev(51, 0, "/a")]);
+        assert!(matches!(hub.take(3, &n), Err(Error::ResyncNeeded { oldest: 50, .. })), "not a silent gap");
     }
 
     #[test]
