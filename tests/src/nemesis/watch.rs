@@ -88,7 +88,15 @@ pub fn check(seen: &Seen, writes: &[(String, u64)]) -> Vec<String> {
     let missed: Vec<&(String, u64)> =
         writes.iter().filter(|(k, i)| (from..=last.0).contains(i) && !changed.contains(&(k.as_str(), *i))).collect();
     if !missed.is_empty() {
-        out.push(format!("watch: {} acknowledged writes had no event, e.g. {:?}", missed.len(), missed[0]));
+        // What the watcher saw around the first miss, to tell a lost entry from a lost event.
+        let at = missed[0].1;
+        let near: Vec<_> =
+            seen.events.iter().filter(|e| e.0 + 2 >= at && e.0 <= at + 2).map(|e| (e.0, e.1, &e.2)).collect();
+        out.push(format!(
+            "watch: {} acknowledged writes had no event, e.g. {:?}; events seen near it: {near:?}",
+            missed.len(),
+            missed[0]
+        ));
     }
     out
 }
