@@ -116,7 +116,9 @@ impl SledStore {
     ///
     /// The thread stays while writes keep coming, writing back every `tuning.every`: the last
     /// writes of a burst must not wait in memory for a commit that may not come for hours.
-    /// It leaves when a round finds nothing new, or when `join` tells it to.
+    /// It leaves when a round finds nothing new, or when `join` tells it to. (A commit that
+    /// lands just as it leaves waits in memory for the next commit: still read, still in the
+    /// WAL, only not yet in sled.)
     fn start(&self, wb: &mut WriteBack) -> Result<(), StoreError> {
         let Some(mut batch) = freeze(&mut self.layers.write().unwrap_or_else(|p| p.into_inner())) else {
             return Ok(());
@@ -134,9 +136,14 @@ impl SledStore {
                 }
                 std::thread::sleep(every);
                 let mut l = layers.write().unwrap_or_else(|p| p.into_inner());
+                // Ask before freezing: a batch frozen here must be written by this thread, or
+                // the next `start` would replace it in `frozen` and the writes would be lost.
+                if !linger.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
                 match freeze(&mut l) {
-                    Some(next) if linger.load(Ordering::SeqCst) => batch = next,
-                    _ => return Ok(()),
+                    Some(next) => batch = next,
+                    None => return Ok(()),
                 }
             })
             .map_err(|e| StoreError(format!("starting the write-back thread: {e}")))?;

@@ -81,8 +81,24 @@ fn a_reopened_store_has_everything_after_a_flush_or_a_clean_stop() {
         model.commit(writes.clone()).unwrap();
         store.commit(writes).unwrap();
     }
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = reopen(dir.path());
     assert_eq!(store.export().unwrap(), model.export().unwrap());
+}
+
+/// Open again in this process. sled's IO pool threads may hold the old handle's file lock for
+/// a moment after it is dropped (a new process, as in a restart, never meets them), so a
+/// "could not acquire lock" is waited out; anything else fails the test.
+fn reopen(path: &std::path::Path) -> SledStore {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match SledStore::open(path) {
+            Ok(store) => return store,
+            Err(e) if e.0.contains("could not acquire lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("reopening the store: {e}"),
+        }
+    }
 }
 
 #[test]
