@@ -2,7 +2,7 @@
 //! confirms with a quorum that it still leads), wait until this replica has applied it, then
 //! read locally. Serializable: read locally at once.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use corral_proto::{Consistency, Error, Reply, WatchSpec};
 
@@ -56,16 +56,23 @@ impl Api {
 
     /// Wait until this replica has applied `index` (bounded by the request timeout).
     pub(super) async fn wait_applied(&self, index: u64) -> Result<(), Error> {
-        // Usually there already: openraft's wait clones the metrics and formats a message.
+        self.applied_at_least(index, self.timeout, "the client's last seen index")
+            .await
+            .map_err(|e| Error::unavailable(format!("this node has not reached index {index}: {e}")))
+    }
+
+    /// Wait up to `within` until this replica has applied `index`. Usually it already has,
+    /// and then openraft's wait (which clones the metrics and formats `why`) is skipped.
+    async fn applied_at_least(&self, index: u64, within: Duration, why: &str) -> Result<(), String> {
         if self.applied_index() >= index {
             return Ok(());
         }
         self.raft
-            .wait(Some(self.timeout))
-            .applied_index_at_least(Some(index), "the client's last seen index")
+            .wait(Some(within))
+            .applied_index_at_least(Some(index), why)
             .await
             .map(|_| ())
-            .map_err(|e| Error::unavailable(format!("this node has not reached index {index}: {e}")))
+            .map_err(|e| e.to_string())
     }
 
     /// The index this replica has applied.
@@ -84,13 +91,8 @@ impl Api {
         }
         let deadline = Instant::now() + self.timeout;
         let index = self.read_index(deadline).await?;
-        if self.applied_index() >= index {
-            return Ok(index);
-        }
         let left = deadline.saturating_duration_since(Instant::now());
-        self.raft
-            .wait(Some(left))
-            .applied_index_at_least(Some(index), "linearizable read")
+        self.applied_at_least(index, left, "linearizable read")
             .await
             .map_err(|e| Error::unavailable(format!("replica did not catch up: {e}")))?;
         Ok(index)

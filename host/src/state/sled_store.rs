@@ -58,6 +58,16 @@ struct WriteBack {
     failed: Option<String>,
 }
 
+impl WriteBack {
+    /// An error if a write-back has failed: nothing is applied after it.
+    fn healthy(&self) -> Result<(), StoreError> {
+        match &self.failed {
+            Some(e) => Err(StoreError(format!("writing back to sled failed earlier: {e}"))),
+            None => Ok(()),
+        }
+    }
+}
+
 pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
@@ -106,10 +116,7 @@ impl SledStore {
                 wb.failed = Some(e);
             }
         }
-        match &wb.failed {
-            Some(e) => Err(StoreError(format!("writing back to sled failed earlier: {e}"))),
-            None => Ok(()),
-        }
+        wb.healthy()
     }
 
     /// Hand `active` to a new write-back thread. The caller has joined the previous one.
@@ -236,9 +243,7 @@ impl KvStore for SledStore {
 
     fn commit(&self, writes: Writes) -> Result<(), StoreError> {
         let mut wb = self.lock_write_back();
-        if let Some(e) = &wb.failed {
-            return Err(StoreError(format!("writing back to sled failed earlier: {e}")));
-        }
+        wb.healthy()?;
         let pending = {
             let mut l = self.layers.write().unwrap_or_else(|p| p.into_inner());
             for (k, v) in writes {
