@@ -190,11 +190,29 @@ pub(crate) async fn event_stream(weak: Weak<Inner>) {
 /// After `ResyncNeeded` the stream restarts from the oldest position the node keeps.
 fn stream_error(w: &mut Watches, e: ServerError) -> bool {
     if let ServerError::ResyncNeeded { oldest, .. } = &e {
-        w.since = (*oldest, u32::MAX);
+        // Never back: a node behind this client (e.g. one that just installed an older
+        // snapshot) would otherwise replay what the application already has.
+        w.since = w.since.max((*oldest, u32::MAX));
     }
     let gone = matches!(e, ServerError::SessionExpired { .. } | ServerError::NoSession);
     if let Some(tx) = &w.tx {
         let _ = tx.send(Err(e));
     }
     gone
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resync_never_moves_the_stream_back() {
+        let mut w = Watches { since: (10, 3), ..Watches::default() };
+        // A node behind the client (it just installed an older snapshot) asks for a resync.
+        assert!(!stream_error(&mut w, ServerError::ResyncNeeded { since: 10, oldest: 5 }));
+        assert_eq!(w.since, (10, 3), "would replay what the application already has");
+        assert!(!stream_error(&mut w, ServerError::ResyncNeeded { since: 10, oldest: 20 }));
+        assert_eq!(w.since, (20, u32::MAX), "resumes after what the node no longer keeps");
+        assert!(stream_error(&mut w, ServerError::SessionExpired { id: 1 }), "a gone session ends the stream");
+    }
 }

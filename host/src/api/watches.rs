@@ -62,8 +62,10 @@ impl Api {
                         for ev in events {
                             // ACLs are checked when a watch fires, not only when it is set.
                             if !api.may_see(&identity, &ev) {
+                                tracing::trace!(target: "corral::events", session, index = ev.index, seq = ev.seq, path = %ev.path, "hidden");
                                 continue;
                             }
+                            tracing::trace!(target: "corral::events", session, index = ev.index, seq = ev.seq, path = %ev.path, "send");
                             let frame = ResponseFrame { index: ev.index, response: Response::Ok(Reply::Event(ev)) };
                             if tx.send(frame).await.is_err() {
                                 api.watches.close(session, &notify);

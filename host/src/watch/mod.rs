@@ -104,6 +104,7 @@ impl WatchHub {
             return Err(Error::ResyncNeeded { since: needed.0, oldest: hub.floor.0 });
         }
         let replay: Vec<Event> = hub.history.iter().filter(|e| e.pos() > since).cloned().collect();
+        tracing::trace!(target: "corral::events", session, ?since, ?needed, floor = ?hub.floor, head = ?hub.head, replay = replay.len(), "resume");
         let mut sub = Sub::new();
         sub.watches = watches;
         for ev in &replay {
@@ -125,6 +126,7 @@ impl WatchHub {
             return Ok(None);
         }
         if sub.overflowed {
+            tracing::trace!(target: "corral::events", session, floor, "overflowed");
             return Err(Error::ResyncNeeded { since: 0, oldest: floor });
         }
         Ok(Some(sub.queue.drain(..).collect()))
@@ -145,6 +147,7 @@ impl EventSink for WatchHub {
         let cap = self.cap;
         let mut hub = self.hub();
         for ev in events {
+            tracing::trace!(target: "corral::events", index = ev.index, seq = ev.seq, path = %ev.path, "publish");
             hub.head = ev.pos();
             for sub in hub.subs.values_mut() {
                 sub.offer(&ev, cap);
@@ -173,6 +176,7 @@ impl EventSink for WatchHub {
     /// than left with a silent gap.
     fn reset(&self, index: u64) {
         let mut hub = self.hub();
+        tracing::trace!(target: "corral::events", index, "reset");
         hub.history.clear();
         hub.floor = (index, u32::MAX);
         hub.head = hub.floor;

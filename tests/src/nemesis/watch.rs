@@ -43,11 +43,11 @@ pub async fn watcher(client: Client, parent: &str, seen: Arc<Mutex<Seen>>, stop:
         let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
         match ev {
             Ok(ev) => s.events.push((ev.index, ev.seq, ev.path, ev.kind)),
-            Err(ServerError::ResyncNeeded { .. }) => {
-                // Events were dropped by the server's bounded history, and the client says
-                // so: not a silent gap. Check for gaps only after this point.
+            Err(ServerError::ResyncNeeded { oldest, .. }) => {
+                // Events up to `oldest` were dropped by the server's bounded history, and the
+                // client says so: not a silent gap. Check for gaps only after it.
                 s.resyncs += 1;
-                s.from = s.events.last().map_or(0, |e| e.0) + 1;
+                s.from = s.events.last().map_or(0, |e| e.0).max(oldest) + 1;
             }
             Err(e) => {
                 s.failure = Some(format!("event stream error: {e}"));
@@ -79,6 +79,9 @@ pub fn check(seen: &Seen, writes: &[(String, u64)]) -> Vec<String> {
         return out;
     };
     let from = first.0.max(seen.from);
+    // Only entries before the last event's are surely complete: the watcher may have stopped
+    // between two events of one entry (a group-committed entry holds several clients' writes).
+    let upto = last.0.saturating_sub(1);
     let changed: BTreeSet<(&str, u64)> = seen
         .events
         .iter()
@@ -86,16 +89,19 @@ pub fn check(seen: &Seen, writes: &[(String, u64)]) -> Vec<String> {
         .map(|e| (e.2.as_str(), e.0))
         .collect();
     let missed: Vec<&(String, u64)> =
-        writes.iter().filter(|(k, i)| (from..=last.0).contains(i) && !changed.contains(&(k.as_str(), *i))).collect();
+        writes.iter().filter(|(k, i)| (from..=upto).contains(i) && !changed.contains(&(k.as_str(), *i))).collect();
     if !missed.is_empty() {
         // What the watcher saw around the first miss, to tell a lost entry from a lost event.
         let at = missed[0].1;
         let near: Vec<_> =
             seen.events.iter().filter(|e| e.0 + 2 >= at && e.0 <= at + 2).map(|e| (e.0, e.1, &e.2)).collect();
+        let acked: Vec<_> = writes.iter().filter(|(_, i)| i + 2 >= at && *i <= at + 2).collect();
         out.push(format!(
-            "watch: {} acknowledged writes had no event, e.g. {:?}; events seen near it: {near:?}",
+            "watch: {} acknowledged writes had no event, e.g. {:?}; events seen near it: {near:?}; \
+             writes acknowledged near it: {acked:?}; resyncs: {}",
             missed.len(),
-            missed[0]
+            missed[0],
+            seen.resyncs
         ));
     }
     out
@@ -121,5 +127,12 @@ mod tests {
         assert_eq!(check(&seen(&[(3, 0), (7, 0)]), &writes).len(), 1, "gap");
         // Writes before the first event or after the last are not the watcher's to have seen.
         assert!(check(&seen(&[(5, 0)]), &writes).is_empty());
+        // Nor the rest of the last event's entry: the watcher may have stopped inside it.
+        let mut last_entry = writes.clone();
+        last_entry.push(("/reg/k1".to_string(), 7));
+        assert!(check(&seen(&[(3, 0), (5, 0), (7, 0)]), &last_entry).is_empty());
+        // But an entry before the last one must be whole.
+        last_entry.push(("/reg/k1".to_string(), 5));
+        assert_eq!(check(&seen(&[(3, 0), (5, 0), (7, 0)]), &last_entry).len(), 1, "part of an entry");
     }
 }
