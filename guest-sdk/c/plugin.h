@@ -26,8 +26,8 @@ typedef struct corral_plugin_host_entry_t {
 
 // Who calls, and when, in replicated terms.
 typedef struct corral_plugin_host_call_context_t {
-  // The log index of the entry being applied: unique and increasing, so usable as a
-  // fencing token. In `query`, the index the replica had applied.
+  // This call's log position: unique to the call and increasing, so usable as a fencing
+  // token. The entry's log index, unless one entry runs several calls (see plugin.wit).
   uint64_t   index;
   // The leader's clock when it proposed the entry (ms since the Unix epoch; never
   // decreasing).

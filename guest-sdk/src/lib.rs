@@ -48,7 +48,8 @@ use bindings::corral::plugin::host;
 /// Who calls, and when (the WIT's `call-context`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ctx {
-    /// The log index being applied: unique and increasing, usable as a fencing token.
+    /// The call's log position: unique to the call and increasing, usable as a fencing token.
+    /// The entry's log index, unless the entry runs several calls (see the WIT).
     pub index: u64,
     /// The leader's clock at proposal, ms since the Unix epoch (never decreasing).
     pub time_ms: u64,

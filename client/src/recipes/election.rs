@@ -20,7 +20,7 @@ pub struct Election {
 pub struct Leader {
     pub session: u64,
     pub value: String,
-    /// The log index that made it leader: strictly increasing per election.
+    /// The log position of the call that made it leader: strictly increasing per election.
     pub term: u64,
 }
 

@@ -115,7 +115,8 @@ impl Lock {
 }
 
 impl LockGuard {
-    /// The fencing token: the log index that granted this lock; strictly increasing per lock.
+    /// The fencing token: the log position of the call that granted this lock; strictly
+    /// increasing per lock.
     pub fn token(&self) -> u64 {
         self.token
     }

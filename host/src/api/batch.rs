@@ -134,6 +134,7 @@ fn size(cmd: &Command) -> usize {
     let body = match &cmd.op {
         Op::Create { path, data, .. } | Op::Set { path, data, .. } => path.len() + data.len(),
         Op::Delete { path, .. } | Op::SetAcl { path, .. } => path.len(),
+        Op::PluginCall { name, input } => name.len() + input.len(),
         Op::Multi { ops } => bincode::serialized_size(ops).map_or(MAX_BYTES, |n| n as usize),
         _ => 0,
     };

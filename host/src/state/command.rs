@@ -130,9 +130,10 @@ pub enum Op {
 
 impl Op {
     /// Tree writes use the index only as a node's creation / modification stamp, and an
-    /// acknowledgement of notifications not at all, so several may share one. Everything else
-    /// stays alone in its entry: a session's id is its entry's index, and a plugin's fencing
-    /// tokens are indexes, so two of those in one entry would collide.
+    /// acknowledgement of notifications not at all, so several may share one. A plugin call
+    /// gets a position of its own even inside a shared entry (`state::plugins::position`).
+    /// Everything else stays alone in its entry: a session's id is its entry's index, so two
+    /// sessions made in one entry would collide, and lifecycle entries are rare.
     pub fn batchable(&self) -> bool {
         matches!(
             self,
@@ -142,6 +143,7 @@ impl Op {
                 | Op::Multi { .. }
                 | Op::SetAcl { .. }
                 | Op::AckNotifications { .. }
+                | Op::PluginCall { .. }
         )
     }
 }

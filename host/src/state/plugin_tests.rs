@@ -252,3 +252,39 @@ fn replicas_applying_the_same_entries_agree_byte_for_byte() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn calls_sharing_an_entry_get_positions_of_their_own() {
+    let mut r = Replica::new();
+    r.deploy("c", "probe", 10_000_000).expect("deploy");
+    let call = |input: &str| {
+        let op = Op::PluginCall { name: "c".into(), input: input.as_bytes().to_vec() };
+        Command { req: 0, ..Command::plain(r.ts, op) }
+    };
+    let cmds = vec![call(r#""context""#), call(r#"{"fail":"no"}"#), call(r#""context""#), call(r#""context""#)];
+    r.index += 1;
+    let entry = r.index;
+    let results = r.s.with_txn(|t| r.s.apply_batch(t, entry, &cmds)).expect("store");
+    let index_of = |res: &Result<Reply, Error>| match res {
+        Ok(Reply::Plugin { index, output }) => {
+            assert_eq!(*index, entry, "the reply names the log entry");
+            serde_json::from_slice::<serde_json::Value>(output).expect("json")["index"].as_u64().expect("index")
+        }
+        other => panic!("unexpected {other:?}"),
+    };
+    assert!(results[1].is_err(), "the failing call fails alone");
+    let seen: Vec<u64> = [&results[0], &results[2], &results[3]].into_iter().map(index_of).collect();
+    assert_eq!(seen, vec![entry, entry + 1, entry + 2], "unique and increasing, from the entry's index");
+
+    // The next entry's call comes after them all, and a query never sees less.
+    let ctx: serde_json::Value = serde_json::from_str(&r.call("c", r#""context""#).expect("ctx")).expect("json");
+    assert_eq!((r.index, ctx["index"].as_u64()), (entry + 1, Some(entry + 3)));
+    let q: serde_json::Value = serde_json::from_str(&r.query("c", r#""context""#).expect("query")).expect("json");
+    assert_eq!(q["index"].as_u64(), Some(entry + 3));
+    // Once the log has passed the positions (entries without calls), the index is the log's.
+    for _ in 0..2 {
+        r.cmd(0, Op::Tick).expect("tick");
+    }
+    let ctx: serde_json::Value = serde_json::from_str(&r.call("c", r#""context""#).expect("ctx")).expect("json");
+    assert_eq!(ctx["index"].as_u64(), Some(r.index));
+}

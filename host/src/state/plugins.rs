@@ -20,6 +20,28 @@ use crate::plugin::{CallContext, Data, Export, KvView, Plugins, TimerOp};
 const MAX_TIMERS_PER_ENTRY: usize = 64;
 /// How deep `watch-session` on an ended session may chain `expire` calls.
 const MAX_HOOK_DEPTH: u32 = 4;
+/// The meta key of the last position given to a plugin invocation (see [`position`]).
+const POSITION: &str = "plugin_position";
+
+/// The position of a plugin invocation in entry `index`: the entry's index, or one more than
+/// the last invocation's if that is as far already. An entry may run several invocations
+/// (group-committed calls, timers, the hooks of ended sessions), and plugins use the position
+/// as a fencing token and to derive ids, so no two may share one. It is stored (replicated
+/// and in snapshots), so it never goes back, and it stays the log index while calls are alone
+/// in their entries.
+fn position(t: &Txn<'_>, index: u64) -> Result<u64, StoreError> {
+    Ok(last_position(t.get_meta(POSITION)?).map_or(index, |last| index.max(last + 1)))
+}
+
+fn last_position(stored: Option<Vec<u8>>) -> Option<u64> {
+    stored.and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_le_bytes)
+}
+
+/// The last position given to an invocation in `store` (what a query sees as its index, at
+/// least).
+pub fn stored_position(store: &dyn KvStore) -> Result<Option<u64>, StoreError> {
+    Ok(last_position(store.get(&keys::meta(POSITION))?))
+}
 
 impl CallContext {
     /// The context of a call made by the entry `at` describes.
@@ -219,19 +241,20 @@ pub fn call(t: &mut Txn<'_>, env: Env<'_>, at: &At<'_>, name: &str, input: &[u8]
         .map_err(|e| failed(name, e)))
 }
 
-/// Run one export of plugin `name` and, if it succeeds, commit its writes and side effects.
-/// `Ok(Err(reason))`: the call failed and changed nothing.
+/// Run one export of plugin `name` in the entry at `ctx.index` and, if it succeeds, commit its
+/// writes and side effects. `Ok(Err(reason))`: the call failed and changed nothing.
 fn invoke(
     t: &mut Txn<'_>,
     env: Env<'_>,
     name: &str,
-    ctx: CallContext,
+    mut ctx: CallContext,
     export: Export,
     depth: u32,
 ) -> Result<Result<Vec<u8>, String>, StoreError> {
     let Some(mut rec) = load(|k| t.get(k), name)? else {
         return Ok(Err("no such plugin".into()));
     };
+    ctx.index = position(t, ctx.index)?;
     let Some(runtime) = env.plugins else { return Ok(Err(no_runtime().to_string())) };
     let compiled = match runtime.compiled(&rec.hash, || t.get(&keys::plugin_code(name))) {
         Ok(c) => c,
@@ -254,6 +277,9 @@ fn invoke(
         }
     }
     save(t, name, &rec);
+    // Only a call that changed something takes its position for good: a failed one left
+    // nothing behind that could carry it.
+    t.put_meta(POSITION, index.to_le_bytes().to_vec());
     for (session, payload) in effects.notify {
         notify(t, index, session, name, payload)?;
     }

@@ -2,8 +2,8 @@
 //!
 //! - `campaign` makes the caller's session a candidate (FIFO); the first becomes leader at
 //!   once, the others when their turn comes, told by a notification `{"election", "term"}`.
-//! - A leader's `term` is the log index that made it leader: a fencing token per term,
-//!   strictly increasing per election.
+//! - A leader's `term` is the log position of the call that made it leader: a fencing token
+//!   per term, strictly increasing per election.
 //! - `resign`, or the end of the leader's session, passes leadership to the next candidate.
 //! - `observe` subscribes a session to every change of leader (`{"election", "leader"}`);
 //!   `leader` (a query) tells anyone who leads now.

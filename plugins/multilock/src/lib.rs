@@ -2,7 +2,7 @@
 //! none (so no holder ever waits while holding: no deadlock). Requests are served in arrival
 //! order: a later request that shares a lock with an earlier waiting one waits behind it, so
 //! none starves. A grant after waiting comes as `{"grant", "locks"}`, where `grant` (the
-//! granting entry's log index) is also the fencing token and what `release` names.
+//! granting call's log position) is also the fencing token and what `release` names.
 
 use corral_guest::{kv, Ctx, Plugin};
 use serde::{Deserialize, Serialize};

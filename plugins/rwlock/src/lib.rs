@@ -1,7 +1,7 @@
 //! rwlock: fair readers-writer locks held by sessions. Many readers or one writer; requests
 //! are served in arrival order, and a reader arriving while a writer waits queues behind it,
 //! so writers never starve. Grants after waiting come as `{"lock", "mode", "token"}`; the token
-//! is the granting entry's log index. A session's end releases what it holds and its waits.
+//! is the granting call's log position. A session's end releases what it holds and its waits.
 
 use corral_guest::{kv, Ctx, Plugin};
 use serde::{Deserialize, Serialize};
