@@ -1,5 +1,5 @@
-//! Group commit of client writes on the leader: tree writes that arrive while earlier ones are
-//! still being committed go into the log together, as one `Op::Batch` entry.
+//! Group commit of client writes on the leader: tree writes and plugin calls that arrive while
+//! earlier ones are still being committed go into the log together, as one `Op::Batch` entry.
 //!
 //! Why: openraft 0.9's core waits for each appended entry's `fdatasync` before it handles its
 //! next message, so a leader appends at most one entry per disk sync, whatever the number of
