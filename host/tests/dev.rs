@@ -49,12 +49,21 @@ fn dev_brings_up_an_ensemble_and_ctrl_c_stops_it() {
     for recipe in ["lock", "rwlock", "semaphore", "multilock", "barrier", "queue", "election", "counter", "registry"] {
         assert!(names.iter().any(|n| n == recipe), "{recipe} not deployed: {names:?}");
     }
-    let pids: Vec<i32> = (1..=3)
-        .map(|k| {
-            std::fs::read_to_string(d.join(format!("node{k}/pid"))).expect("pid file").trim().parse().expect("pid")
-        })
-        .collect();
-    assert!(pids.iter().all(|&p| alive(p)));
+    // A pid file being rewritten by a restarting node reads as none for a moment.
+    let pid_of =
+        |k: u64| -> Option<i32> { std::fs::read_to_string(d.join(format!("node{k}/pid"))).ok()?.trim().parse().ok() };
+    assert!((1..=3).all(|k| pid_of(k).is_some_and(alive)));
+
+    // A node killed -9 is restarted, as a supervisor would.
+    let killed = pid_of(2).expect("node 2's pid");
+    assert_eq!(unsafe_kill(killed, libc::SIGKILL), 0);
+    let restarted = || pid_of(2).is_some_and(|p| p != killed && alive(p));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !restarted() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(restarted(), "node 2 was not restarted");
+    let pids: Vec<i32> = (1..=3).map(|k| pid_of(k).expect("pid")).collect();
 
     // Ctrl-C.
     let rc = unsafe_sigint(dev.id());
@@ -68,8 +77,12 @@ fn dev_brings_up_an_ensemble_and_ctrl_c_stops_it() {
     assert!(pids.iter().all(|&p| !alive(p)), "a node outlived corral dev");
 }
 
-#[allow(unsafe_code)]
 fn unsafe_sigint(pid: u32) -> i32 {
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) }
+    unsafe_kill(pid as i32, libc::SIGINT)
+}
+
+#[allow(unsafe_code)]
+fn unsafe_kill(pid: i32, signal: i32) -> i32 {
+    // SAFETY: kill(2) on our own child or grandchild.
+    unsafe { libc::kill(pid as libc::pid_t, signal) }
 }

@@ -205,22 +205,41 @@ async fn wait_agreed_leader(cfg: &ClientConfig, addrs: &[String], deadline: Inst
     }
 }
 
+/// How often the supervisor looks for a node that exited: a killed leader that restarts at
+/// once resumes its term before the others would elect a new one (`corral bench`'s
+/// failover-kill measures exactly that path).
+const SUPERVISE_POLL: Duration = Duration::from_millis(10);
+/// A node that dies within this long of its start is restarted only after [`CRASH_BACKOFF`],
+/// so one that cannot start does not spin.
+const CRASH_LOOP: Duration = Duration::from_secs(1);
+const CRASH_BACKOFF: Duration = Duration::from_millis(500);
+
 /// Restart any node that exits (a crash, or `corral bench`'s failover workload killing the
 /// leader), as a supervisor would, until the ensemble is stopped.
 async fn supervise(exe: &Path, dir: &Path, children: &mut [Child]) {
+    let mut started = vec![Instant::now(); children.len()];
+    let mut restart_at: Vec<Option<Instant>> = vec![None; children.len()];
     loop {
         for (i, c) in children.iter_mut().enumerate() {
             let id = i as u64 + 1;
-            if let Ok(Some(status)) = c.try_wait() {
-                eprintln!("corral dev: node {id} exited ({status}); restarting it");
+            if restart_at[i].is_none() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    let crashed_at_start = started[i].elapsed() < CRASH_LOOP;
+                    let wait = if crashed_at_start { CRASH_BACKOFF } else { Duration::ZERO };
+                    eprintln!("corral dev: node {id} exited ({status}); restarting it");
+                    restart_at[i] = Some(Instant::now() + wait);
+                }
+            }
+            if restart_at[i].is_some_and(|at| Instant::now() >= at) {
+                restart_at[i] = None;
+                started[i] = Instant::now();
                 match spawn_node(exe, dir, id) {
                     Ok(new) => *c = new,
                     Err(e) => eprintln!("corral dev: cannot restart node {id}: {e:#}"),
                 }
             }
         }
-        // Also the back-off for a node that dies at once.
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(SUPERVISE_POLL).await;
     }
 }
 
