@@ -21,6 +21,8 @@ use super::Workload;
 const SETTLE: Duration = Duration::from_secs(2);
 /// A run gives up waiting for recovery after this long.
 const GIVE_UP: Duration = Duration::from_secs(60);
+/// How long the ensemble must stay unchanged (same leader, same term) before a fault.
+const QUIET: Duration = Duration::from_secs(2);
 
 pub async fn run(cfg: &ClientConfig, w: Workload, warmup: Duration) -> Result<Run> {
     wait_all_up(cfg).await?;
@@ -108,31 +110,47 @@ async fn leader_pid(cfg: &ClientConfig) -> Result<(u64, u32)> {
     Ok((leader, pid))
 }
 
-/// Wait (up to a minute) until every member answers and agrees on a leader: the previous run's
-/// killed node is back.
+/// Wait (up to a minute) until every member answers, they agree on the leader and the term,
+/// and that stays so for [`QUIET`]: the previous run's killed node is back, and its stopped
+/// one has stopped campaigning. A node continued after SIGSTOP finds its election timer long
+/// expired and stands at once, with a higher term and a stale log; it loses, but the leader
+/// it disturbs re-elects itself and the others carry a longer election timeout for a while.
+/// A fault injected in that aftermath measures the previous run, not this one.
 async fn wait_all_up(cfg: &ClientConfig) -> Result<()> {
     let deadline = Instant::now() + GIVE_UP;
+    let mut steady: Option<((u64, u64), Instant)> = None;
     loop {
-        if let Ok(st) = Client::new(cfg)?.status().await {
-            let mut agreed = st.leader.is_some();
-            for m in &st.members {
-                let mut pinned = cfg.pinned(&m.addr);
-                pinned.timeout_ms = 1_000;
-                let theirs = match Client::new(&pinned)?.status().await {
-                    Ok(s) => s.leader,
-                    Err(_) => None,
-                };
-                agreed &= theirs == st.leader;
+        let view = agreed_view(cfg).await?;
+        steady = match (view, steady) {
+            (Some(v), Some((was, since))) if v == was => {
+                if since.elapsed() >= QUIET {
+                    return Ok(());
+                }
+                Some((was, since))
             }
-            if agreed {
-                return Ok(());
-            }
-        }
+            (Some(v), _) => Some((v, Instant::now())),
+            (None, _) => None,
+        };
         if Instant::now() > deadline {
             bail!("the ensemble is not whole (a killed node did not come back: run it under `corral dev`)");
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// (leader, term) if every member answers with the same.
+async fn agreed_view(cfg: &ClientConfig) -> Result<Option<(u64, u64)>> {
+    let Ok(st) = Client::new(cfg)?.status().await else { return Ok(None) };
+    let Some(leader) = st.leader else { return Ok(None) };
+    for m in &st.members {
+        let mut pinned = cfg.pinned(&m.addr);
+        pinned.timeout_ms = 1_000;
+        match Client::new(&pinned)?.status().await {
+            Ok(s) if s.leader == Some(leader) && s.term == st.term => {}
+            _ => return Ok(None),
+        }
+    }
+    Ok(Some((leader, st.term)))
 }
 
 #[allow(unsafe_code)]
