@@ -344,9 +344,6 @@ impl State {
         if let Some(b) = self.store.get(&txn::meta_key("time")).map_err(Error::internal)? {
             ctx.time_ms = b.try_into().map(u64::from_le_bytes).unwrap_or(0);
         }
-        // Never behind a position an applied call was given (a token it stored, say).
-        let last = plugins::stored_position(self.store.as_ref()).map_err(Error::internal)?;
-        ctx.index = ctx.index.max(last.unwrap_or(0));
         plugins::query(self.env(), name, input, ctx, admin)
     }
 

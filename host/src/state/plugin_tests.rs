@@ -281,6 +281,11 @@ fn calls_sharing_an_entry_get_positions_of_their_own() {
     assert_eq!((r.index, ctx["index"].as_u64()), (entry + 1, Some(entry + 3)));
     let q: serde_json::Value = serde_json::from_str(&r.query("c", r#""context""#).expect("query")).expect("json");
     assert_eq!(q["index"].as_u64(), Some(entry + 3));
+    // But the query's reply names the log index: a client waits for the index it has seen,
+    // and no log index may ever reach a position.
+    let ctx = crate::plugin::CallContext { index: r.index, ..Default::default() };
+    let reply = r.s.plugin_query("c", br#""context""#, ctx, true).expect("query");
+    assert!(matches!(reply, Reply::Plugin { index, .. } if index == r.index), "{reply:?}");
     // Once the log has passed the positions (entries without calls), the index is the log's.
     for _ in 0..2 {
         r.cmd(0, Op::Tick).expect("tick");

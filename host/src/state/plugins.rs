@@ -30,7 +30,7 @@ const POSITION: &str = "plugin_position";
 /// and in snapshots), so it never goes back, and it stays the log index while calls are alone
 /// in their entries.
 fn position(t: &Txn<'_>, index: u64) -> Result<u64, StoreError> {
-    Ok(last_position(t.get_meta(POSITION)?).map_or(index, |last| index.max(last + 1)))
+    Ok(last_position(t.get_meta(POSITION)?).map_or(index, |last| index.max(last.saturating_add(1))))
 }
 
 fn last_position(stored: Option<Vec<u8>>) -> Option<u64> {
@@ -39,7 +39,7 @@ fn last_position(stored: Option<Vec<u8>>) -> Option<u64> {
 
 /// The last position given to an invocation in `store` (what a query sees as its index, at
 /// least).
-pub fn stored_position(store: &dyn KvStore) -> Result<Option<u64>, StoreError> {
+fn stored_position(store: &dyn KvStore) -> Result<Option<u64>, StoreError> {
     Ok(last_position(store.get(&keys::meta(POSITION))?))
 }
 
@@ -449,7 +449,12 @@ pub fn query(env: Env<'_>, name: &str, input: &[u8], ctx: CallContext, admin: bo
     let runtime = env.plugins.ok_or_else(no_runtime)?;
     let compiled = runtime.compiled(&rec.hash, || store.get(&keys::plugin_code(name))).map_err(|e| failed(name, e))?;
     let view = KvView::new(env.store.clone(), keys::plugin_kv_prefix(name), Default::default(), rec.used);
+    // The reply names the log index this replica had applied (clients wait for it elsewhere:
+    // a position may be ahead of every log index); the plugin sees at least the last position
+    // given, so it is never behind a token it stored.
     let index = ctx.index;
+    let mut ctx = ctx;
+    ctx.index = index.max(stored_position(store).map_err(internal)?.unwrap_or(0));
     let out =
         runtime.call(&compiled, Data::new(view, true, rec.quota, name), rec.fuel, ctx, Export::Query(input.to_vec()));
     out.result.map(|output| Reply::Plugin { index, output }).map_err(|e| failed(name, e))
