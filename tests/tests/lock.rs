@@ -143,6 +143,9 @@ async fn mutual_exclusion_with_fencing_while_holders_and_the_leader_die() -> any
     queued.sort();
     assert!(queued.len() as u64 > CLIENTS * TURNS / 2, "the lock was contended ({} waited)", queued.len());
     for pair in queued.windows(2) {
+        // Each acquisition has a position of its own, even when several share a log entry,
+        // so the queue order is total and the check below is strict.
+        assert!(pair[0].0 < pair[1].0, "two acquisitions queued at one position: {pair:?}");
         assert!(
             pair[0].1 < pair[1].1,
             "served out of FIFO order: queued at {} got {}, queued at {} got {}",

@@ -28,7 +28,7 @@ pub struct LockGuard {
     plugin: String,
     name: String,
     token: u64,
-    /// The log index at which the acquisition queued (None: granted at once).
+    /// The log position at which the acquisition queued (None: granted at once).
     queued_at: Option<u64>,
     released: bool,
 }
@@ -95,6 +95,9 @@ impl Lock {
         if out.get("queued").is_none() {
             return Err(ClientError::Protocol(format!("lock: unexpected answer {out}")));
         }
+        // The call's own position (acquisitions may share a log entry); a lock plugin that
+        // does not say gives the entry's index.
+        let index = out["queued"]["at"].as_u64().unwrap_or(index);
         wait_note(&self.client, &mut rx, &self.plugin, |v| {
             if v["lock"] != self.name.as_str() {
                 return None;
@@ -121,7 +124,7 @@ impl LockGuard {
         self.token
     }
 
-    /// The log index at which this acquisition joined the queue (None: it was granted at
+    /// The log position at which this acquisition joined the queue (None: it was granted at
     /// once). Grants follow this order: that is the lock's fairness.
     pub fn queued_at(&self) -> Option<u64> {
         self.queued_at

@@ -46,7 +46,8 @@ pub enum Input {
 #[serde(rename_all = "snake_case")]
 pub enum Output {
     Granted { token: u64 },
-    Queued { position: u64 },
+    /// `at`: this call's log position, the order grants follow (calls may share an entry).
+    Queued { position: u64, at: u64 },
     Busy,
     Released,
     Holder { session: Option<u64>, token: Option<u64>, waiting: u64, delayed_until: Option<u64> },
@@ -197,7 +198,7 @@ impl Plugin for Lock {
                     .iter()
                     .filter(|(k, _)| k.starts_with(&queue_prefix(&lock)))
                     .count() as u64;
-                Ok(Output::Queued { position })
+                Ok(Output::Queued { position, at: ctx.index })
             }
             Input::Release { lock } => {
                 let Some(mut h) = kv::get_json::<Holding>(&holder_key(&lock))? else {
