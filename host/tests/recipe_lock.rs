@@ -34,9 +34,14 @@ fn grants_go_in_fifo_order_by_notification_with_increasing_tokens() {
     let s: Vec<u64> = (0..4).map(|_| sim.session()).collect();
     let first = sim.acquire(s[0], json!({}));
     let t0 = first["granted"]["token"].as_u64().expect("free: granted at once");
-    assert_eq!(sim.acquire(s[1], json!({})), json!({ "queued": { "position": 1 } }));
-    assert_eq!(sim.acquire(s[2], json!({})), json!({ "queued": { "position": 2 } }));
-    assert_eq!(sim.acquire(s[3], json!({})), json!({ "queued": { "position": 3 } }));
+    // Each queued acquisition says its place in the queue and its own log position.
+    let mut queued_at = Vec::new();
+    for (i, session) in s.iter().enumerate().skip(1) {
+        let out = sim.acquire(*session, json!({}));
+        assert_eq!(out["queued"]["position"], i as u64, "{out}");
+        queued_at.push(out["queued"]["at"].as_u64().expect("its position"));
+    }
+    assert!(queued_at.windows(2).all(|p| p[0] < p[1]) && queued_at[0] > t0, "{queued_at:?} after {t0}");
     assert!(sim.mail(s[1]).is_empty(), "nobody is woken while the lock is held");
 
     let mut last = t0;
