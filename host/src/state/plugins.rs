@@ -277,8 +277,8 @@ fn invoke(
         }
     }
     save(t, name, &rec);
-    // Only a call that changed something takes its position for good: a failed one left
-    // nothing behind that could carry it.
+    // Only a call that succeeded keeps its position: a failed one left nothing behind that
+    // could carry it.
     t.put_meta(POSITION, index.to_le_bytes().to_vec());
     for (session, payload) in effects.notify {
         notify(t, index, session, name, payload)?;
@@ -437,7 +437,7 @@ pub fn list(store: &dyn KvStore) -> Result<Vec<PluginInfo>, StoreError> {
 }
 
 /// Run a plugin's `query` against the committed state (the caller holds the state's read lock).
-pub fn query(env: Env<'_>, name: &str, input: &[u8], ctx: CallContext, admin: bool) -> Result<Reply, Error> {
+pub fn query(env: Env<'_>, name: &str, input: &[u8], mut ctx: CallContext, admin: bool) -> Result<Reply, Error> {
     let store: &dyn KvStore = env.store.as_ref();
     let internal = |e: StoreError| Error::internal(e);
     let Some(rec) = load(|k| store.get(k), name).map_err(internal)? else {
@@ -453,7 +453,6 @@ pub fn query(env: Env<'_>, name: &str, input: &[u8], ctx: CallContext, admin: bo
     // a position may be ahead of every log index); the plugin sees at least the last position
     // given, so it is never behind a token it stored.
     let index = ctx.index;
-    let mut ctx = ctx;
     ctx.index = index.max(stored_position(store).map_err(internal)?.unwrap_or(0));
     let out =
         runtime.call(&compiled, Data::new(view, true, rec.quota, name), rec.fuel, ctx, Export::Query(input.to_vec()));

@@ -3,8 +3,8 @@
 //! - `acquire` grants at once if the lock is free (one round trip), else queues the caller's
 //!   session; when its turn comes the grant is a notification `{"lock", "token"}` to that
 //!   session: nobody polls, only the next waiter is woken.
-//! - The fencing token is the log position (`ctx.index`) of the call that granted the lock: strictly
-//!   increasing per lock (and across locks), the same on every replica.
+//! - The fencing token is the log position (`ctx.index`) of the call that granted the lock:
+//!   strictly increasing per lock (and across locks), the same on every replica.
 //! - A holding or a wait ends with its session (`expire`): the lock passes on, unless the
 //!   holder asked for a lock-delay (as Chubby), in which case it stays unavailable that long.
 //! - `timeout_ms`: 0 is a try-lock (never queued); more gives up after that long (a

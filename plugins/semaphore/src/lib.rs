@@ -1,5 +1,6 @@
 //! semaphore: N permits, granted FIFO, each held by a session until released or until the
-//! session ends. A permit is identified by its lease: the log position of the call that granted it.
+//! session ends. A permit is identified by its lease: the log position of the call that
+//! granted it.
 //!
 //! `{"acquire": {"semaphore", "permits"}}` grants at once if a permit is free and nobody
 //! waits, else queues the session (a notification `{"semaphore", "lease"}` grants it later).
