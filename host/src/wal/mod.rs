@@ -7,7 +7,8 @@
 //!   the newest segment is cut off and zeroed; a bad record in an older segment is corruption
 //!   and refuses to open);
 //! - group commit: one writer thread takes every submission queued since its last sync, writes
-//!   them with one `pwrite`, issues one `fdatasync`, and only then runs their callbacks;
+//!   them with one `pwrite`, issues one `fdatasync`, and only then runs their callbacks (a batch
+//!   without callbacks is written and left for the next sync);
 //! - purge by whole segments once everything in them is covered by a snapshot.
 //!
 //! It must never call a callback before the bytes it covers are durable.
@@ -21,7 +22,8 @@ pub use writer::synced_marker;
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
 pub use record::{Record, RecordKind};
@@ -67,8 +69,16 @@ enum Op {
     PurgeThrough(u64),
 }
 
+/// What the writer thread has done, for tests and metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    batches: AtomicU64,
+    syncs: AtomicU64,
+}
+
 /// Handle to the WAL; the files themselves are owned by the writer thread.
 pub struct Wal {
+    stats: Arc<Stats>,
     tx: Option<mpsc::Sender<Op>>,
     thread: Option<JoinHandle<()>>,
     dir: PathBuf,
@@ -99,8 +109,19 @@ impl Wal {
             opened.push(Segment::create(dir, 1, &opts)?);
         }
         let (tx, rx) = mpsc::channel();
-        let thread = writer::spawn(dir.to_path_buf(), opts, opened, rx)?;
-        Ok((Wal { tx: Some(tx), thread: Some(thread), dir: dir.to_path_buf() }, records))
+        let stats = Arc::new(Stats::default());
+        let thread = writer::spawn(dir.to_path_buf(), opts, opened, rx, stats.clone())?;
+        Ok((Wal { stats, tx: Some(tx), thread: Some(thread), dir: dir.to_path_buf() }, records))
+    }
+
+    /// Batches the writer has taken from the queue so far (written, or failed).
+    pub fn batches(&self) -> u64 {
+        self.stats.batches.load(Ordering::Relaxed)
+    }
+
+    /// `fdatasync`s issued so far.
+    pub fn syncs(&self) -> u64 {
+        self.stats.syncs.load(Ordering::Relaxed)
     }
 
     /// Queue `records` to be written; `done` runs once they are durable. Records are written in

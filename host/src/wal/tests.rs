@@ -118,3 +118,39 @@ fn vote_file_roundtrip_and_corruption() {
     std::fs::write(dir.path().join("vote"), b"\0\0\0\0junk").expect("corrupt");
     assert!(atomic_file::load(dir.path(), "vote").is_err());
 }
+
+#[test]
+fn a_batch_nobody_waits_for_is_written_without_a_sync_and_kept_by_the_next() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta = Record { kind: RecordKind::Meta, index: 0, payload: vec![7; 12] };
+    {
+        let (wal, _) = Wal::open(dir.path(), WalOptions::default()).expect("open");
+        wal.submit(std::slice::from_ref(&meta), None);
+        // Wait (bounded) for the writer to take that batch on its own.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while wal.batches() == 0 {
+            assert!(std::time::Instant::now() < deadline, "the writer never took the batch");
+            std::thread::yield_now();
+        }
+        assert_eq!(wal.syncs(), 0, "a batch without callbacks must not cost an fdatasync");
+        wal.submit_sync(&[entry(1, 10)]).expect("write");
+        assert_eq!(wal.syncs(), 1, "the next durable batch takes one fdatasync");
+    }
+    let (_wal, got) = Wal::open(dir.path(), WalOptions::default()).expect("reopen");
+    assert_eq!(got, vec![meta, entry(1, 10)]);
+}
+
+#[test]
+fn rolling_a_segment_syncs_what_it_left_unsynced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = WalOptions { segment_bytes: 4096, fault: FaultMode::DropUnsynced { sync_delay_ms: 0 } };
+    let (wal, _) = Wal::open(dir.path(), opts).expect("open");
+    let meta = Record { kind: RecordKind::Meta, index: 0, payload: vec![1; 100] };
+    wal.submit(std::slice::from_ref(&meta), None);
+    // Too big for what is left of the first segment: the writer rolls to a second one.
+    wal.submit_sync(&[entry(1, 4000)]).expect("write");
+    let first = segment::path_for(dir.path(), 1);
+    let mark = std::fs::read(synced_marker(&first)).expect("mark of the first segment");
+    let synced = u64::from_le_bytes(mark[..8].try_into().expect("8 bytes"));
+    assert!(synced >= 8 + 8 + 9 + 100, "the closed segment's unsynced batch was not synced (mark {synced})");
+}
