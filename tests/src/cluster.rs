@@ -362,6 +362,39 @@ impl Cluster {
         })
         .await
     }
+
+    /// Every running node has applied `last` and reports the same state digest after the same
+    /// entry, and none has raised a divergence alarm: the replicas agree. Their statuses.
+    pub async fn replicas_agree(&self, last: u64, timeout: Duration) -> Result<Vec<NodeStatus>> {
+        let ids: Vec<u64> = self.nodes.iter().filter(|(_, n)| n.child.is_some()).map(|(id, _)| *id).collect();
+        for &id in &ids {
+            self.wait_applied(id, last, timeout).await?;
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        let mut rows = Vec::new();
+        loop {
+            rows.clear();
+            for &id in &ids {
+                rows.push(self.status(id).await?);
+            }
+            if rows.iter().all(|s| s.digest_index == rows[0].digest_index && s.applied_index >= last) {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("nodes never reached the same digest index: {rows:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for s in &rows {
+            if s.digest != rows[0].digest {
+                bail!("node {} differs from node {} at index {}", s.id, rows[0].id, s.digest_index);
+            }
+            if let Some(alarm) = &s.divergence {
+                bail!("node {} raised a divergence alarm: {alarm:?}", s.id);
+            }
+        }
+        Ok(rows)
+    }
 }
 
 impl Drop for Cluster {

@@ -64,30 +64,7 @@ async fn ten_thousand_calls_with_leader_kills_leave_identical_digests() -> anyho
 
     // One more write, then every node reaches the same last entry.
     let (_, last) = admin.plugin_call("counter", br#"{"add":0}"#).await?;
-    let mut rows = Vec::new();
-    for id in c.ids() {
-        c.wait_applied(id, last, Duration::from_secs(30)).await?;
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        rows.clear();
-        for id in c.ids() {
-            rows.push(c.status(id).await?);
-        }
-        if rows.iter().all(|s| s.digest_index == rows[0].digest_index && s.applied_index >= last) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "nodes never reached the same digest index: {rows:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for s in &rows {
-        assert_eq!(
-            s.digest, rows[0].digest,
-            "node {} differs from node {} at index {}",
-            s.id, rows[0].id, s.digest_index
-        );
-        assert_eq!(s.divergence, None, "node {} raised an alarm", s.id);
-    }
+    let rows = c.replicas_agree(last, Duration::from_secs(30)).await?;
     let (n, _) = admin.plugin_query("counter", br#""get""#, Consistency::Linearizable).await?;
     let n: u64 = String::from_utf8(n)?.parse()?;
     assert!(n >= CALLS * 8 / 10, "the counter ({n}) holds at least the acknowledged adds");

@@ -1,5 +1,6 @@
 use crate::core::sm;
 use crate::raft::VoteResponse;
+use crate::raft_state::LogIOId;
 use crate::replication;
 use crate::MessageSummary;
 use crate::RaftTypeConfig;
@@ -41,6 +42,16 @@ where C: RaftTypeConfig
 
     /// Result of executing a command sent from state machine worker.
     StateMachine { command_result: sm::CommandResult<C> },
+
+    /// corral patch: a leader's own append is durable (or failed to become so). The leader
+    /// replicates its entries while they are being flushed, and counts itself towards the
+    /// quorum only from here.
+    LocalLogFlushed {
+        /// The leading vote the entries were appended under: a report for an older leadership
+        /// is ignored.
+        vote: Vote<C::NodeId>,
+        result: Result<LogIOId<C::NodeId>, std::io::Error>,
+    },
 
     /// A tick event to wake up RaftCore to check timeout etc.
     Tick {
@@ -85,6 +96,10 @@ where C: RaftTypeConfig
             Self::StateMachine { command_result } => {
                 format!("StateMachine command done: {:?}", command_result)
             }
+            Self::LocalLogFlushed { vote, result } => match result {
+                Ok(id) => format!("LocalLogFlushed: vote: {}, {}", vote, id),
+                Err(e) => format!("LocalLogFlushed: vote: {}, error: {}", vote, e),
+            },
             Self::Tick { i } => {
                 format!("Tick {}", i)
             }

@@ -1278,6 +1278,16 @@ where
                 }
             }
 
+            Notify::LocalLogFlushed { vote, result } => {
+                let log_io_id =
+                    result.map_err(|e| StorageError::from(StorageIOError::write_logs(AnyError::error(e))))?;
+                if self.leads_with(&vote) {
+                    if let Ok(mut lh) = self.engine.leader_handler() {
+                        lh.replication_handler().update_local_progress(log_io_id.log_id);
+                    }
+                }
+            }
+
             Notify::Tick { i } => {
                 // check every timer
 
@@ -1535,6 +1545,12 @@ where
 
     /// If a message is sent by a previous server state but is received by current server state,
     /// it is a stale message and should be just ignored.
+    /// corral patch: whether this node is the established leader of `vote` (so that entries
+    /// appended under it are its own).
+    fn leads_with(&self, vote: &Vote<C::NodeId>) -> bool {
+        vote.is_committed() && self.engine.leader.as_ref().is_some_and(|l| &l.vote == vote)
+    }
+
     fn does_vote_match(&self, sender_vote: &Vote<C::NodeId>, msg: impl Display) -> bool {
         // Get the current leading vote:
         // - If input `sender_vote` is committed, it is sent by a Leader. Therefore we check against current
@@ -1636,6 +1652,18 @@ where
             Command::AppendInputEntries { vote, entries } => {
                 let last_log_id = entries.last().unwrap().get_log_id().clone();
                 tracing::debug!("AppendInputEntries: {}", DisplaySlice::<_>(&entries),);
+
+                // corral patch: a leader does not wait for its own flush. The entries are
+                // replicated at once (the log store serves them from memory) and the leader
+                // counts towards the quorum only when Notify::LocalLogFlushed says they are
+                // durable: the Raft thesis, section 10.2.1. A follower still answers only
+                // after its flush, so it keeps waiting here.
+                if self.leads_with(&vote) {
+                    let log_io_id = LogIOId::new(vote.clone(), Some(last_log_id));
+                    let callback = LogFlushed::to_core(log_io_id, vote, self.tx_notify.clone());
+                    self.log_store.append(entries, callback).await?;
+                    return Ok(None);
+                }
 
                 self.append_to_log(entries, vote, last_log_id.clone()).await?;
 

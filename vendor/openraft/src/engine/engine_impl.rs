@@ -15,7 +15,6 @@ use crate::engine::handler::following_handler::FollowingHandler;
 use crate::engine::handler::leader_handler::LeaderHandler;
 use crate::engine::handler::log_handler::LogHandler;
 use crate::engine::handler::replication_handler::ReplicationHandler;
-use crate::engine::handler::replication_handler::SendNone;
 use crate::engine::handler::server_state_handler::ServerStateHandler;
 use crate::engine::handler::snapshot_handler::SnapshotHandler;
 use crate::engine::handler::vote_handler::VoteHandler;
@@ -154,17 +153,17 @@ where C: RaftTypeConfig
             self.state.membership_state.effective().is_voter(&self.config.id)
         );
 
-        // Previously it is a leader. restore it as leader at once
+        // corral patch: a node that was the leader does not resume leadership in the same
+        // term; it campaigns for a new one at once. A leader replicates its entries before its
+        // own flush (Notify::LocalLogFlushed), so after a crash its log may lack entries its
+        // followers hold; resuming in the old term, it would append different entries under
+        // the same log ids (found by corral's power-loss test). A new term makes every entry it
+        // appends distinct, and the election makes it catch up from a voter first if it lost
+        // anything. See CORRAL-PATCH.md.
         if self.state.is_leader(&self.config.id) {
-            self.vote_handler().update_internal_server_state();
-
-            let mut rh = self.replication_handler();
-
-            // Restore the progress about the local log
-            rh.update_local_progress(rh.state.last_log_id().cloned());
-
-            rh.initiate_replication(SendNone::False);
-
+            self.state.server_state = ServerState::Follower;
+            tracing::info!("startup: was the leader of {}; campaigning for a new term", self.state.vote_ref());
+            self.elect();
             return;
         }
 
@@ -302,7 +301,12 @@ where C: RaftTypeConfig
             vote_utime + lease - now
         );
 
-        if vote.is_committed() {
+        // corral patch: the lease keeps other candidates from disrupting a live leader. The
+        // leader itself asking for a new term (it restarted and campaigns at startup, see
+        // `startup`) disrupts nothing, so the lease does not hold it back.
+        let from_own_leader = req.vote.leader_id().voted_for() == vote.leader_id().voted_for();
+
+        if vote.is_committed() && !from_own_leader {
             // Current leader lease has not yet expired, reject voting request
             if now <= vote_utime + lease {
                 tracing::info!(

@@ -5,18 +5,33 @@ use std::io;
 use tokio::sync::oneshot;
 
 use crate::async_runtime::AsyncOneshotSendExt;
+use crate::core::notify::Notify;
 use crate::raft_state::io_state::log_io_id::LogIOId;
 use crate::type_config::alias::OneshotSenderOf;
 use crate::LogId;
 use crate::RaftTypeConfig;
 use crate::StorageIOError;
+use crate::Vote;
 
 /// A oneshot callback for completion of log io operation.
 pub struct LogFlushed<C>
 where C: RaftTypeConfig
 {
     log_io_id: LogIOId<C::NodeId>,
-    tx: OneshotSenderOf<C, Result<LogIOId<C::NodeId>, io::Error>>,
+    tx: FlushedTo<C>,
+}
+
+/// corral patch: who hears of the flush. The stock core waits for every append on a oneshot;
+/// a leader's own appends instead report to the core's notification channel, so the core goes
+/// on (replicating the entries) while they are being made durable. See CORRAL-PATCH.md.
+enum FlushedTo<C>
+where C: RaftTypeConfig
+{
+    Caller(OneshotSenderOf<C, Result<LogIOId<C::NodeId>, io::Error>>),
+    Core {
+        vote: Vote<C::NodeId>,
+        tx: tokio::sync::mpsc::UnboundedSender<Notify<C>>,
+    },
 }
 
 impl<C> LogFlushed<C>
@@ -26,18 +41,50 @@ where C: RaftTypeConfig
         log_io_id: LogIOId<C::NodeId>,
         tx: OneshotSenderOf<C, Result<LogIOId<C::NodeId>, io::Error>>,
     ) -> Self {
-        Self { log_io_id, tx }
+        Self {
+            log_io_id,
+            tx: FlushedTo::Caller(tx),
+        }
+    }
+
+    /// corral patch: a leader's own append, reported to the core as
+    /// [`Notify::LocalLogFlushed`] instead of to a waiting caller.
+    pub(crate) fn to_core(
+        log_io_id: LogIOId<C::NodeId>,
+        vote: Vote<C::NodeId>,
+        tx: tokio::sync::mpsc::UnboundedSender<Notify<C>>,
+    ) -> Self {
+        Self {
+            log_io_id,
+            tx: FlushedTo::Core { vote, tx },
+        }
     }
 
     /// Report log io completion event.
     ///
     /// It will be called when the log is successfully appended to the storage or an error occurs.
     pub fn log_io_completed(self, result: Result<(), io::Error>) {
+        let tx = match self.tx {
+            FlushedTo::Caller(tx) => tx,
+            FlushedTo::Core { vote, tx } => {
+                if let Err(e) = &result {
+                    tracing::error!("LogFlush error: {}, while flushing upto {}", e, self.log_io_id);
+                }
+                let notify = Notify::LocalLogFlushed {
+                    vote,
+                    result: result.map(|_| self.log_io_id),
+                };
+                if tx.send(notify).is_err() {
+                    tracing::error!("failed to send log io completion event: core stopped");
+                }
+                return;
+            }
+        };
         let res = if let Err(e) = result {
             tracing::error!("LogFlush error: {}, while flushing upto {}", e, self.log_io_id);
-            self.tx.send(Err(e))
+            tx.send(Err(e))
         } else {
-            self.tx.send(Ok(self.log_io_id))
+            tx.send(Ok(self.log_io_id))
         };
 
         if let Err(e) = res {
