@@ -54,8 +54,20 @@ async fn learner_added_promoted_and_an_old_voter_removed_while_serving() -> anyh
     progressed(50).await?;
 
     admin.member_promote(4).await?;
-    let st = c.status(4).await?;
-    assert!(st.members.iter().any(|m| m.id == 4 && m.voter), "node 4 is not a voter: {:?}", st.members);
+    // The leader has committed the promotion when the call returns; node 4 itself learns of it
+    // with the next entries it is sent (a learner counts as caught up within openraft's
+    // replication lag threshold, so it may not even have the membership entry yet).
+    let leader = c.wait_leader(Duration::from_secs(10)).await?;
+    let st = c.status(leader).await?;
+    assert!(
+        st.members.iter().any(|m| m.id == 4 && m.voter),
+        "the leader does not list node 4 as a voter: {:?}",
+        st.members
+    );
+    corral_tests::eventually(Duration::from_secs(10), "node 4 to see itself a voter", || async {
+        c.status(4).await.is_ok_and(|s| s.members.iter().any(|m| m.id == 4 && m.voter))
+    })
+    .await?;
     progressed(50).await?;
 
     admin.member_remove(1).await?;
