@@ -52,10 +52,17 @@ fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, StorageError> {
 impl LogStore {
     /// Open the log in `dir`, replaying the WAL.
     pub fn open(dir: &Path, wal_opts: WalOptions) -> Result<LogStore, StorageError> {
+        let started = std::time::Instant::now();
         let (wal, records) = Wal::open(&dir.join("wal"), wal_opts).map_err(|e| StorageIOError::read_logs(&e))?;
+        let read = started.elapsed();
         let mut mem = Mem::default();
+        // Entries at or before the last purge are dropped below anyway: skip decoding them (a
+        // segment holds everything since it was opened, most of it purged, and decoding was
+        // the larger part of a restart's replay).
+        let purged_through = records.iter().filter(|r| r.kind == RecordKind::PurgeThrough).map(|r| r.index).max();
         for r in records {
             match r.kind {
+                RecordKind::Entry if purged_through.is_some_and(|p| r.index <= p) => {}
                 RecordKind::Entry => {
                     let e: Entry<TypeConfig> = dec(&r.payload)?;
                     mem.entries.insert(r.index, e);
@@ -74,6 +81,12 @@ impl LogStore {
         if let Some(p) = mem.last_purged {
             mem.entries = mem.entries.split_off(&(p.index + 1));
         }
+        tracing::info!(
+            entries = mem.entries.len(),
+            read_ms = read.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "log opened"
+        );
         Ok(LogStore { inner: Arc::new(Inner { wal, dir: dir.to_path_buf(), mem: RwLock::new(mem) }) })
     }
 

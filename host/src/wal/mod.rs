@@ -16,6 +16,7 @@
 pub mod atomic_file;
 mod record;
 mod segment;
+mod window;
 mod writer;
 
 pub use writer::synced_marker;

@@ -1,11 +1,12 @@
 //! One segment file: an 8-byte magic, then records, then zeroed preallocated space.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::record::{Decoded, Record, RecordKind};
+use super::record::{Decoded, Record, RecordKind, HEADER};
+use super::window::Window;
 use super::WalOptions;
 
 const MAGIC: &[u8; 8] = b"CORWAL01";
@@ -63,11 +64,12 @@ impl Segment {
     /// A bad record in an older segment is corruption: refuse.
     pub fn open_existing(dir: &Path, seq: u64, opts: &WalOptions, newest: bool) -> io::Result<(Segment, Vec<Record>)> {
         let path = path_for(dir, seq);
-        let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
-        let mut buf = Vec::new();
-        file.read_to_end(&mut buf)?;
-        if buf.len() < MAGIC.len() || &buf[..MAGIC.len()] != MAGIC {
-            if newest && buf.iter().all(|&b| b == 0) {
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        let file_len = file.metadata()?.len();
+        let mut win = Window::new(&file, file_len);
+        let head = win.at(0, MAGIC.len())?;
+        if head.len() < MAGIC.len() || &head[..MAGIC.len()] != MAGIC {
+            if newest && win.zero_from(0)? {
                 // Created but its header never became durable: start it afresh.
                 drop(file);
                 std::fs::remove_file(&path)?;
@@ -75,24 +77,32 @@ impl Segment {
             }
             return Err(corrupt(&path, 0, "bad magic"));
         }
-        let mut off = MAGIC.len();
+        let mut off = MAGIC.len() as u64;
         let mut records = Vec::new();
         let mut max_index = 0;
         loop {
-            match Record::decode(&buf[off..]) {
+            // Enough bytes for the length field, then for the whole record it announces.
+            let need = match win.at(off, HEADER)?.get(..4) {
+                Some(len) => match u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize {
+                    0 => 4,
+                    len => HEADER.saturating_add(len),
+                },
+                None => HEADER,
+            };
+            match Record::decode(win.at(off, need)?) {
                 Decoded::Record(rec, used) => {
                     if rec.kind == RecordKind::Entry {
                         max_index = max_index.max(rec.index);
                     }
                     records.push(rec);
-                    off += used;
+                    off += used as u64;
                 }
                 Decoded::End => {
-                    if !newest || buf[off..].iter().all(|&b| b == 0) {
+                    if !newest || win.zero_from(off)? {
                         break;
                     }
                     // Zeros then garbage: a torn write landed past a zeroed hole.
-                    repair_tail(&file, off as u64, buf.len() as u64)?;
+                    repair_tail(&file, off, file_len)?;
                     break;
                 }
                 Decoded::Bad(why) => {
@@ -100,21 +110,21 @@ impl Segment {
                         return Err(corrupt(&path, off, why));
                     }
                     tracing::warn!(segment = %path.display(), offset = off, why, "WAL: cutting torn tail");
-                    repair_tail(&file, off as u64, buf.len() as u64)?;
+                    repair_tail(&file, off, file_len)?;
                     break;
                 }
             }
         }
-        let capacity = (buf.len() as u64).max(opts.segment_bytes);
-        if (buf.len() as u64) < capacity {
+        let capacity = file_len.max(opts.segment_bytes);
+        if file_len < capacity {
             preallocate(&file, capacity)?;
         }
-        let seg = Segment { seq, path, file, end: off as u64, capacity, max_index };
+        let seg = Segment { seq, path, file, end: off, capacity, max_index };
         Ok((seg, records))
     }
 }
 
-fn corrupt(path: &Path, off: usize, why: &str) -> io::Error {
+fn corrupt(path: &Path, off: u64, why: &str) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
         format!("WAL segment {} is corrupt at offset {off}: {why}", path.display()),
