@@ -70,7 +70,7 @@ enum Op {
     PurgeThrough(u64),
 }
 
-/// What the writer thread has done, for tests and metrics.
+/// What the writer thread has done (the WAL tests check it).
 #[derive(Debug, Default)]
 pub struct Stats {
     batches: AtomicU64,

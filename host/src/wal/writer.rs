@@ -106,11 +106,7 @@ impl Writer {
             // The segment being closed may hold written but unsynced batches.
             if self.unsynced {
                 if let Some(seg) = self.segments.last() {
-                    seg.file.sync_data()?;
-                    self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-                    if matches!(self.opts.fault, FaultMode::DropUnsynced { .. }) {
-                        write_marker(&seg.path, seg.end)?;
-                    }
+                    sync_segment(seg, &self.opts, &self.stats)?;
                 }
                 self.unsynced = false;
             }
@@ -135,13 +131,8 @@ impl Writer {
             // Widen the written-but-not-synced window a power cut can land in.
             std::thread::sleep(Duration::from_millis(sync_delay_ms));
         }
-        seg.file.sync_data()?;
+        sync_segment(seg, &self.opts, &self.stats)?;
         self.unsynced = false;
-        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-        if matches!(self.opts.fault, FaultMode::DropUnsynced { .. }) {
-            // Tell the test harness how much of this segment a power cut must keep.
-            write_marker(&seg.path, seg.end)?;
-        }
         Ok(())
     }
 
@@ -155,6 +146,17 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// `fdatasync` everything written to `seg`, counted.
+fn sync_segment(seg: &Segment, opts: &WalOptions, stats: &Stats) -> io::Result<()> {
+    seg.file.sync_data()?;
+    stats.syncs.fetch_add(1, Ordering::Relaxed);
+    if matches!(opts.fault, FaultMode::DropUnsynced { .. }) {
+        // Tell the test harness how much of this segment a power cut must keep.
+        write_marker(&seg.path, seg.end)?;
+    }
+    Ok(())
 }
 
 /// `<segment>.synced`: in `FaultMode::DropUnsynced`, how many bytes of the segment have been

@@ -1543,14 +1543,14 @@ where
         }
     }
 
-    /// If a message is sent by a previous server state but is received by current server state,
-    /// it is a stale message and should be just ignored.
     /// corral patch: whether this node is the established leader of `vote` (so that entries
     /// appended under it are its own).
     fn leads_with(&self, vote: &Vote<C::NodeId>) -> bool {
         vote.is_committed() && self.engine.leader.as_ref().is_some_and(|l| &l.vote == vote)
     }
 
+    /// If a message is sent by a previous server state but is received by current server state,
+    /// it is a stale message and should be just ignored.
     fn does_vote_match(&self, sender_vote: &Vote<C::NodeId>, msg: impl Display) -> bool {
         // Get the current leading vote:
         // - If input `sender_vote` is committed, it is sent by a Leader. Therefore we check against current

@@ -64,31 +64,21 @@ where C: RaftTypeConfig
     ///
     /// It will be called when the log is successfully appended to the storage or an error occurs.
     pub fn log_io_completed(self, result: Result<(), io::Error>) {
-        let tx = match self.tx {
-            FlushedTo::Caller(tx) => tx,
-            FlushedTo::Core { vote, tx } => {
-                if let Err(e) = &result {
-                    tracing::error!("LogFlush error: {}, while flushing upto {}", e, self.log_io_id);
+        if let Err(e) = &result {
+            tracing::error!("LogFlush error: {}, while flushing upto {}", e, self.log_io_id);
+        }
+        let result = result.map(|_| self.log_io_id);
+        match self.tx {
+            FlushedTo::Caller(tx) => {
+                if let Err(e) = tx.send(result) {
+                    tracing::error!("failed to send log io completion event: {:?}", e);
                 }
-                let notify = Notify::LocalLogFlushed {
-                    vote,
-                    result: result.map(|_| self.log_io_id),
-                };
-                if tx.send(notify).is_err() {
+            }
+            FlushedTo::Core { vote, tx } => {
+                if tx.send(Notify::LocalLogFlushed { vote, result }).is_err() {
                     tracing::error!("failed to send log io completion event: core stopped");
                 }
-                return;
             }
-        };
-        let res = if let Err(e) = result {
-            tracing::error!("LogFlush error: {}, while flushing upto {}", e, self.log_io_id);
-            tx.send(Err(e))
-        } else {
-            tx.send(Ok(self.log_io_id))
-        };
-
-        if let Err(e) = res {
-            tracing::error!("failed to send log io completion event: {:?}", e);
         }
     }
 }
