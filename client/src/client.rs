@@ -1,6 +1,5 @@
 //! The client proper: one connection at a time, failover across the endpoint list.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -53,8 +52,8 @@ pub(crate) struct Inner {
     /// opens (until the node confirms): the stream's list of watches replaces the node's, so
     /// the two must not interleave.
     pub(crate) watch_gate: Mutex<()>,
-    /// Ids of requests still waiting for their reply: the smallest is `done_below`.
-    inflight: std::sync::Mutex<BTreeSet<u64>>,
+    /// Requests still waiting for their reply: what `done_below` says.
+    inflight: crate::inflight::Inflight,
     /// Who listens to the session's notifications (see `mailbox`).
     pub(crate) mailbox: crate::mailbox::Mailbox,
 }
@@ -111,7 +110,7 @@ impl Client {
                 session: std::sync::Mutex::new(None),
                 watches: std::sync::Mutex::new(crate::events::Watches::default()),
                 watch_gate: Mutex::new(()),
-                inflight: std::sync::Mutex::new(BTreeSet::new()),
+                inflight: Default::default(),
                 mailbox: Default::default(),
             }),
         })
@@ -211,14 +210,10 @@ impl Client {
     /// `request` with its own time limit (a heartbeat must notice a dead node quickly).
     pub async fn request_within(&self, body: Request, timeout: Duration) -> Result<Reply, ClientError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let done_below = {
-            let mut inflight = self.inner.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            inflight.insert(id);
-            inflight.first().copied().unwrap_or(id)
-        };
+        let done_below = self.inner.inflight.begin(id, &body);
         let min_index = self.seen_index();
         let res = self.request_as(RequestFrame { id, done_below, min_index, body }, timeout).await;
-        self.inner.inflight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        self.inner.inflight.end(id);
         res
     }
 

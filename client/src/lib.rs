@@ -13,6 +13,7 @@ mod client;
 mod config;
 mod error;
 mod events;
+mod inflight;
 mod mailbox;
 mod plugins;
 pub mod recipes;

@@ -233,4 +233,27 @@ impl Request {
                 | Request::AckNotifications { .. }
         )
     }
+
+    /// Whether this request may go through the log, where a session keeps its reply until
+    /// `done_below` passes its id. The others are answered by one node and leave nothing
+    /// behind, so a client need not count them in `done_below`: a long poll pending for
+    /// seconds would otherwise hold back the forgetting of every reply sent meanwhile.
+    pub fn is_logged(&self) -> bool {
+        !matches!(
+            self,
+            Request::Get { .. }
+                | Request::Exists { .. }
+                | Request::Children { .. }
+                | Request::Sync
+                | Request::Status
+                | Request::Ping
+                | Request::AttachSession { .. }
+                | Request::AddWatch { .. }
+                | Request::Events { .. }
+                | Request::GetAcl { .. }
+                | Request::PluginList { .. }
+                | Request::PluginQuery { .. }
+                | Request::Notifications { .. }
+        )
+    }
 }
