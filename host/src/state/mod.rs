@@ -8,6 +8,7 @@
 
 pub mod clock;
 mod command;
+mod deadlines;
 pub mod digest;
 mod keys;
 mod multi;
@@ -73,6 +74,8 @@ pub struct State {
     digests: Arc<std::sync::Mutex<std::collections::VecDeque<(u64, digest::Digest)>>>,
     /// Leader time, anchored to this state's time (see [`clock`]).
     clock: Arc<clock::LeaderClock>,
+    /// When the next TTL node or timer may be due: most commands need not look.
+    floors: Arc<deadlines::Floors>,
 }
 
 /// Entries whose digest is remembered for comparison with other replicas.
@@ -98,6 +101,7 @@ impl State {
             diverge: false,
             digests,
             clock,
+            floors: Arc::default(),
         }
     }
 
@@ -148,6 +152,7 @@ impl State {
         let out = f(&mut txn)?;
         let (writes, events, ended) = txn.into_parts();
         let mailed = writes.range(b"x/".to_vec()..).next().is_some_and(|(k, _)| k.starts_with(b"x/"));
+        self.floors.committing(&writes);
         self.store.commit(writes)?;
         if mailed {
             self.mail.send_modify(|n| *n += 1);
@@ -239,8 +244,14 @@ impl State {
         if !ended.is_empty() {
             plugins::sessions_ended(txn, env, index, now, &ended)?;
         }
-        plugins::fire_timers(txn, env, index, now)?;
-        tree::sweep_ttl(txn, index, now)?;
+        if self.floors.may_be_due(deadlines::Kind::Timer, txn, now) {
+            plugins::fire_timers(txn, env, index, now)?;
+            self.floors.observe(deadlines::Kind::Timer, txn)?;
+        }
+        if self.floors.may_be_due(deadlines::Kind::Ttl, txn, now) {
+            tree::sweep_ttl(txn, index, now)?;
+            self.floors.observe(deadlines::Kind::Ttl, txn)?;
+        }
         txn.stamp_events(first_event, index);
         Ok(res)
     }
@@ -414,6 +425,7 @@ impl State {
     pub fn replace_all(&self, items: Items, index: u64) -> Result<(), StoreError> {
         let _guard = self.lock.write().unwrap_or_else(|p| p.into_inner());
         self.digests.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.floors.forget();
         self.store.replace_all(items)?;
         self.clock.reset();
         if let Some(sink) = &self.sink {

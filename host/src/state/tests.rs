@@ -333,3 +333,78 @@ fn a_batch_entry_applies_each_write_as_if_alone() {
     assert!(matches!(res[..], [Err(Error::Internal { .. })]), "{res:?}");
     assert!(matches!(s.get("/c").expect("store"), Err(Error::NoNode { .. })));
 }
+
+/// Counts the store's scans under the TTL and timer prefixes.
+#[derive(Default)]
+struct ScanCounter {
+    inner: MemStore,
+    deadline_scans: std::sync::atomic::AtomicUsize,
+}
+
+impl KvStore for ScanCounter {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn scan_range_limit(&self, from: &[u8], prefix: &[u8], limit: usize) -> Result<Items, StoreError> {
+        if prefix.starts_with(b"t/") || prefix.starts_with(b"p/t/") {
+            self.deadline_scans.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.scan_range_limit(from, prefix, limit)
+    }
+    fn commit(&self, writes: txn::Writes) -> Result<(), StoreError> {
+        self.inner.commit(writes)
+    }
+    fn replace_all(&self, items: Items) -> Result<(), StoreError> {
+        self.inner.replace_all(items)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn commands_look_for_due_ttl_nodes_and_timers_only_when_some_may_be_due() {
+    let store = Arc::new(ScanCounter::default());
+    let s = State::new(store.clone());
+    let scans = || store.deadline_scans.load(std::sync::atomic::Ordering::SeqCst);
+    run(&s, 1, 10, create("/a")).expect("a");
+    let first = scans();
+    let cmds: Vec<Command> =
+        (0..64).map(|i| Command::plain(20 + i, Op::Set { path: "/a".into(), data: vec![1], version: None })).collect();
+    s.with_txn(|t| s.apply_batch(t, 2, &cmds)).expect("store");
+    assert_eq!(scans(), first, "nothing can be due: no scan");
+
+    let ttl = Op::Create { path: "/t".into(), data: vec![], mode: mode(|m| m.ttl_ms = Some(100)) };
+    run(&s, 3, 1000, ttl).expect("ttl");
+    run(&s, 4, 1050, create("/b")).expect("b");
+    let before_due = scans();
+    run(&s, 5, 1060, create("/c")).expect("c");
+    assert_eq!(scans(), before_due, "the TTL node is not due before 1100");
+    run(&s, 6, 1101, create("/d")).expect("d");
+    assert!(s.get("/t").expect("store").is_err(), "swept once due");
+}
+
+#[test]
+fn a_restarted_replica_sweeps_like_one_that_kept_running() {
+    let running = state();
+    let ttl = |p: &str, ms| Op::Create { path: p.into(), data: vec![], mode: mode(|m| m.ttl_ms = Some(ms)) };
+    run(&running, 1, 1000, ttl("/t1", 100)).expect("t1");
+    run(&running, 2, 1010, create("/x")).expect("x");
+    // A replica restarting here knows no bounds; the running one has learnt them.
+    let restarted = state();
+    restarted.replace_all(running.export().expect("export"), 2).expect("load");
+    let steps = [
+        (3, 1050, ttl("/t2", 20)),
+        (4, 1060, create("/y")),
+        (5, 1080, create("/z")),
+        (6, 1100, create("/w")),
+        (7, 1200, Op::Tick),
+    ];
+    for (index, ts, op) in steps {
+        let a = run(&running, index, ts, op.clone());
+        let b = run(&restarted, index, ts, op);
+        assert_eq!(a, b, "entry {index}");
+        assert_eq!(running.export().expect("export"), restarted.export().expect("export"), "entry {index}");
+    }
+    assert!(running.get("/t1").expect("store").is_err() && running.get("/t2").expect("store").is_err());
+}

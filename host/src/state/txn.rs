@@ -102,6 +102,12 @@ impl<'a> Txn<'a> {
         Ok(merged.into_iter().take(limit).collect())
     }
 
+    /// Whether this overlay or a parent has a pending write under `prefix`.
+    pub fn has_pending_under(&self, prefix: &[u8]) -> bool {
+        let mine = self.writes.range(prefix.to_vec()..).next().is_some_and(|(k, _)| k.starts_with(prefix));
+        mine || matches!(&self.base, TxnBase::Parent(p) if p.has_pending_under(prefix))
+    }
+
     /// Every pending write under `prefix`, this overlay's over its parents'.
     pub fn pending_under(&self, prefix: &[u8]) -> Writes {
         let mut out = match &self.base {
