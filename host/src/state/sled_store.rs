@@ -110,6 +110,9 @@ impl SledStore {
     fn join(&self, wb: &mut WriteBack) -> Result<(), StoreError> {
         if let Some(handle) = wb.running.take() {
             self.linger.store(false, Ordering::SeqCst);
+            // Wake it if it is waiting out `tuning.every`: a snapshot's flush (and every apply
+            // behind it, held up by the write-back lock) would otherwise wait up to 100 ms.
+            handle.thread().unpark();
             let outcome = match handle.join() {
                 Ok(r) => r.map_err(|e| e.to_string()),
                 Err(_) => Err("the write-back thread panicked".to_string()),
@@ -143,7 +146,9 @@ impl SledStore {
                 if !linger.load(Ordering::SeqCst) {
                     return Ok(());
                 }
-                std::thread::sleep(every);
+                // Until the next round, or until `join` wakes it (an early wake-up only makes
+                // an early round).
+                std::thread::park_timeout(every);
                 let mut l = layers.write().unwrap_or_else(|p| p.into_inner());
                 // Ask before freezing: a batch frozen here must be written by this thread, or
                 // the next `start` would replace it in `frozen` and the writes would be lost.

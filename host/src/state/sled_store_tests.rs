@@ -131,3 +131,24 @@ fn the_last_writes_of_a_burst_reach_sled_without_another_commit() {
     }
     assert_eq!(store.tree.iter().count(), store.export().unwrap().len());
 }
+
+#[test]
+fn a_flush_does_not_wait_for_the_write_back_threads_pause() {
+    // A pause longer than the bound below: only a flush that waited it out can fail (the
+    // code before this test waited the whole 90 s).
+    const LONG: Tuning = Tuning { every: Duration::from_secs(90), bytes: usize::MAX, max_bytes: usize::MAX };
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open_tuned(dir.path(), LONG).unwrap();
+    store.commit(Writes::from([(b"a/1".to_vec(), Some(b"1".to_vec()))])).unwrap();
+    // The first commit starts the thread; once its batch is in sled it pauses for `every`.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while store.layers().frozen.is_some() {
+        assert!(std::time::Instant::now() < deadline, "the first write-back never finished");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    store.commit(Writes::from([(b"a/2".to_vec(), Some(b"2".to_vec()))])).unwrap();
+    let started = std::time::Instant::now();
+    store.flush().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(60), "flush waited {:?}", started.elapsed());
+    assert_eq!(store.tree.iter().count(), 2, "the flush wrote back what was pending");
+}
