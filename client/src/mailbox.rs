@@ -1,8 +1,9 @@
 //! The session's notifications from plugins, fanned out to whoever listens in this process
 //! (a lock waiting for its grant, an election candidate, ...). One task reads the mailbox with
 //! long polls on whichever node the client is connected to, hands each notification to every
-//! listener, then acknowledges it (a group at a time, see [`Acks`]); after a reconnection it resumes from the last position it
-//! handled, so a notification is delivered once per listener, none lost.
+//! listener, then acknowledges it (a group at a time, see [`Acks`]); after a reconnection it
+//! resumes from the last position it handled, so a notification is delivered once per
+//! listener, none lost.
 //!
 //! Listen before sending the request whose outcome may come as a notification: one that
 //! arrives before you listen is not kept for you.

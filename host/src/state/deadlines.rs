@@ -38,10 +38,12 @@ impl Kind {
         }
     }
 
-    /// The deadline a key under this prefix starts with (both layouts put it first, big-endian).
+    /// The deadline of a key under this prefix (None: not one of its keys).
     fn deadline(self, key: &[u8]) -> Option<u64> {
-        let d = key.strip_prefix(self.prefix())?.get(..8)?;
-        Some(u64::from_be_bytes(d.try_into().ok()?))
+        match self {
+            Kind::Ttl => keys::parse_ttl(key).map(|(d, _)| d),
+            Kind::Timer => keys::parse_timer(key).map(|(d, ..)| d),
+        }
     }
 }
 

@@ -19,6 +19,16 @@ impl Rng {
     }
 }
 
+/// Poll `done` until it holds; fail with `what` after `within`. (The write-back thread has no
+/// hook to await: the layers are what it changes.)
+fn wait_until(within: Duration, what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn random_writes(rng: &mut Rng) -> Writes {
     let mut writes = Writes::new();
     for _ in 0..=rng.below(6) {
@@ -120,15 +130,10 @@ fn the_last_writes_of_a_burst_reach_sled_without_another_commit() {
         store.commit(random_writes(&mut rng)).unwrap();
     }
     // No commit follows: the write-back thread must take the tail by itself.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let settled = || {
+    wait_until(Duration::from_secs(5), "writes stayed in memory with nothing to take them to sled", || {
         let l = store.layers();
         l.active.is_empty() && l.frozen.is_none()
-    };
-    while !settled() {
-        assert!(std::time::Instant::now() < deadline, "writes stayed in memory with nothing to take them to sled");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    });
     assert_eq!(store.tree.iter().count(), store.export().unwrap().len());
 }
 
@@ -141,11 +146,7 @@ fn a_flush_does_not_wait_for_the_write_back_threads_pause() {
     let store = SledStore::open_tuned(dir.path(), LONG).unwrap();
     store.commit(Writes::from([(b"a/1".to_vec(), Some(b"1".to_vec()))])).unwrap();
     // The first commit starts the thread; once its batch is in sled it pauses for `every`.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while store.layers().frozen.is_some() {
-        assert!(std::time::Instant::now() < deadline, "the first write-back never finished");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_until(Duration::from_secs(60), "the first write-back never finished", || store.layers().frozen.is_none());
     store.commit(Writes::from([(b"a/2".to_vec(), Some(b"2".to_vec()))])).unwrap();
     let started = std::time::Instant::now();
     store.flush().unwrap();

@@ -346,7 +346,7 @@ impl KvStore for ScanCounter {
         self.inner.get(key)
     }
     fn scan_range_limit(&self, from: &[u8], prefix: &[u8], limit: usize) -> Result<Items, StoreError> {
-        if prefix.starts_with(b"t/") || prefix.starts_with(b"p/t/") {
+        if prefix.starts_with(keys::TTL_PREFIX) || prefix.starts_with(keys::TIMER_PREFIX) {
             self.deadline_scans.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         self.inner.scan_range_limit(from, prefix, limit)
