@@ -106,3 +106,53 @@ async fn a_follower_behind_by_many_large_values_catches_up() -> anyhow::Result<(
     assert_eq!(data.len(), value.len());
     Ok(())
 }
+
+/// A follower sends the writes that arrive together to the leader in one exchange
+/// (`api/forward.rs`): each must still get its own answer, errors included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_through_a_follower_each_get_their_own_answer() -> anyhow::Result<()> {
+    let c = Cluster::start(3, NodeOpts::default()).await?;
+    let leader = c.wait_leader(Duration::from_secs(5)).await?;
+    let follower = c.ids().into_iter().find(|&i| i != leader).expect("a follower");
+    for i in 0..16 {
+        c.client_on(leader)?.create(&format!("/taken{i}"), b"first").await?;
+    }
+    let client = c.client_on(follower)?;
+    let mut tasks = Vec::new();
+    for i in 0..64u32 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let data = i.to_be_bytes();
+            let res = match i % 4 {
+                // A path that exists: this one, and only this one, fails.
+                0 => client.create(&format!("/taken{}", i / 4), &data).await.map(|_| format!("/taken{}", i / 4)),
+                1 => client
+                    .create_with("/seq-", &data, corral_client::CreateMode { sequential: true, ..Default::default() })
+                    .await
+                    .map(|(p, _)| p),
+                _ => client.create(&format!("/new{i}"), &data).await.map(|_| format!("/new{i}")),
+            };
+            (i, res)
+        }));
+    }
+    let mut sequential = BTreeSet::new();
+    for t in tasks {
+        let (i, res) = t.await?;
+        match (i % 4, res) {
+            (0, Err(ClientError::Server(ServerError::NodeExists { path }))) => {
+                assert_eq!(path, format!("/taken{}", i / 4))
+            }
+            (0, other) => panic!("create of an existing node {i} answered {other:?}"),
+            (_, Ok(path)) => {
+                let (data, _) = client.get(&path).await?;
+                assert_eq!(data, i.to_be_bytes(), "{path} holds what request {i} wrote");
+                if i % 4 == 1 {
+                    assert!(sequential.insert(path.clone()), "{path} answered twice");
+                }
+            }
+            (_, Err(e)) => panic!("request {i} failed: {e}"),
+        }
+    }
+    assert_eq!(sequential.len(), 16);
+    Ok(())
+}

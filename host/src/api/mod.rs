@@ -8,6 +8,7 @@ mod acl;
 mod admin;
 mod batch;
 mod divergence;
+mod forward;
 mod plugins;
 mod read;
 mod read_rounds;
@@ -31,6 +32,7 @@ use crate::state::State;
 use crate::watch::WatchHub;
 pub use batch::Batcher;
 pub use divergence::run as divergence_check;
+pub use forward::Forwarder;
 pub use read_rounds::ReadRounds;
 
 /// Who is asking: the session the connection is bound to (0: none) and the request's id in it.
@@ -63,6 +65,8 @@ pub struct Api {
     pub divergence: std::sync::Mutex<Option<String>>,
     /// Groups concurrent tree writes into one log entry.
     pub batcher: Batcher,
+    /// Sends requests for the leader in groups (on a follower).
+    pub forwarder: Forwarder,
     /// Serves concurrent linearizable reads with one leadership check.
     pub read_rounds: ReadRounds,
 }

@@ -7,7 +7,6 @@ use corral_proto::{Error, Reply, Request, Response};
 use openraft::error::{ClientWriteError, RaftError};
 
 use super::{Api, Ctx};
-use crate::raft::rpc::{PeerRequest, PeerResponse};
 
 /// What a leader-side attempt came to.
 pub(crate) enum Step {
@@ -53,23 +52,20 @@ impl Api {
             let Some(addr) = self.node_addr(leader) else {
                 return Err(Error::NotLeader { leader: Some(leader) });
             };
-            let left = deadline.saturating_duration_since(Instant::now());
-            let fwd = PeerRequest::Forward(ctx.clone(), req.clone());
-            let call = self.pool.call_once::<_, PeerResponse>(leader, &addr, &fwd, left);
+            let forward = self.forwarder.forward(leader, &addr, ctx.clone(), req.clone(), deadline);
             let res = tokio::select! {
-                r = call => r,
+                r = forward => r,
                 // A dead leader never answers; once an election starts, stop waiting for it.
                 _ = self.leader_moved_from(leader) => {
                     return Err(Error::unavailable("the leader changed while the request was in flight; outcome unknown"));
                 }
             };
             match res {
-                Ok(PeerResponse::Forward(Response::Ok(r))) => return Ok(r),
-                Ok(PeerResponse::Forward(Response::Err(Error::NotLeader { .. }))) => {
+                Ok(Response::Ok(r)) => return Ok(r),
+                Ok(Response::Err(Error::NotLeader { .. })) => {
                     self.wait_leader_change(Some(leader), deadline).await;
                 }
-                Ok(PeerResponse::Forward(Response::Err(e))) => return Err(e),
-                Ok(other) => return Err(Error::internal(format!("leader answered {other:?}"))),
+                Ok(Response::Err(e)) => return Err(e),
                 Err(e) if e.nothing_sent() => {
                     // The leader is unreachable; wait for the election that will replace it.
                     self.wait_leader_change(Some(leader), deadline).await;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::{watch, Mutex};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PeerError {
     /// Nothing reached the peer: safe to retry elsewhere.
     #[error("cannot reach node {0}: {1}")]

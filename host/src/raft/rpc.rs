@@ -17,6 +17,9 @@ pub enum PeerRequest {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A client request received by a follower, for the leader to run, with its session.
     Forward(crate::api::Ctx, corral_proto::Request),
+    /// Several client requests forwarded together (`api::forward`), each with its session; the
+    /// leader runs them concurrently and answers each, in order.
+    ForwardBatch(Vec<(crate::api::Ctx, corral_proto::Request)>),
     /// Sessions heard from by the sender since its last report (leader only).
     Touch(Vec<u64>),
     /// "What index must I apply to serve a linearizable read?" (leader only)
@@ -31,6 +34,7 @@ pub enum PeerResponse {
     Vote(Result<VoteResponse<u64>, RaftError<u64>>),
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
     Forward(corral_proto::Response),
+    ForwardBatch(Vec<corral_proto::Response>),
     ReadIndex(Result<u64, corral_proto::Error>),
     Touched,
     /// The digest after that entry; None if this replica no longer remembers it.

@@ -116,6 +116,7 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
         timeout: Duration::from_millis(cfg.raft.request_timeout_ms),
         divergence: Default::default(),
         batcher: crate::api::Batcher::start(raft.clone()),
+        forwarder: crate::api::Forwarder::new(pool.clone()),
         read_rounds: crate::api::ReadRounds::new(
             raft.clone(),
             pool.clone(),

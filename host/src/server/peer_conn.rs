@@ -50,7 +50,11 @@ async fn handle(api: &Api, peer: u64, req: PeerRequest) -> PeerResponse {
         PeerRequest::AppendEntries(r) => Some(r.vote.leader_id().voted_for()),
         PeerRequest::Vote(r) => Some(r.vote.leader_id().voted_for()),
         PeerRequest::InstallSnapshot(r) => Some(r.vote.leader_id().voted_for()),
-        PeerRequest::Forward(..) | PeerRequest::ReadIndex | PeerRequest::Touch(_) | PeerRequest::Digest(_) => None,
+        PeerRequest::Forward(..)
+        | PeerRequest::ForwardBatch(_)
+        | PeerRequest::ReadIndex
+        | PeerRequest::Touch(_)
+        | PeerRequest::Digest(_) => None,
     };
     if let Some(claimed) = claimed {
         if claimed != Some(peer) {
@@ -62,6 +66,10 @@ async fn handle(api: &Api, peer: u64, req: PeerRequest) -> PeerResponse {
         PeerRequest::Vote(r) => PeerResponse::Vote(api.raft.vote(r).await),
         PeerRequest::InstallSnapshot(r) => PeerResponse::InstallSnapshot(api.raft.install_snapshot(r).await),
         PeerRequest::Forward(ctx, r) => PeerResponse::Forward(api.handle(r, ctx, true).await),
+        // Concurrently, so that they reach the leader's group commit together.
+        PeerRequest::ForwardBatch(items) => PeerResponse::ForwardBatch(
+            futures_util::future::join_all(items.into_iter().map(|(ctx, r)| api.handle(r, ctx, true))).await,
+        ),
         PeerRequest::Touch(ids) => {
             api.sessions.heard_from(ids);
             PeerResponse::Touched
