@@ -77,7 +77,9 @@ impl Forwarder {
     pub async fn forward(&self, leader: u64, addr: &str, ctx: Ctx, req: Request, deadline: Instant) -> Answer {
         let (answer, rx) = oneshot::channel();
         let mut job = Job { ctx, req, deadline, answer };
-        // A lane that just ended for idleness refuses the job; the second try makes a new one.
+        // A lane that just ended for idleness refuses the job; the second try finds its sender
+        // closed and makes a new one (`lane`). Only the lane itself leaves the map, so no
+        // caller can remove a lane another has just made.
         for _ in 0..2 {
             match self.lane(leader, addr).send(job) {
                 Ok(()) => {
@@ -87,10 +89,7 @@ impl Forwarder {
                         Err(_) => Err(PeerError::Timeout(leader)),
                     };
                 }
-                Err(mpsc::error::SendError(back)) => {
-                    job = back;
-                    self.lanes.lock().unwrap_or_else(|p| p.into_inner()).remove(&(leader, addr.to_string()));
-                }
+                Err(mpsc::error::SendError(back)) => job = back,
             }
         }
         Err(PeerError::Connect(leader, "no forwarding lane".into()))
