@@ -86,8 +86,13 @@ impl Api {
     /// On the leader: stamp the command and propose it.
     pub(super) async fn propose(&self, op: Op, ctx: Ctx) -> Result<Reply, Step> {
         let limits = TreeLimits { max_children: self.limits.max_children, max_nodes: self.limits.max_nodes };
+        let (term, applied_term) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            (m.current_term, m.last_applied.map(|l| l.leader_id.term))
+        };
         let cmd = Command {
-            ts_ms: self.state.leader_now_ms(self.raft.metrics().borrow().current_term),
+            ts_ms: self.state.leader_now_ms(term, applied_term),
             session: ctx.session,
             req: ctx.req,
             done_below: ctx.done_below,

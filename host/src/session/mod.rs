@@ -104,10 +104,10 @@ impl Sessions {
     }
 
     async fn lead(&self) -> anyhow::Result<()> {
-        let (is_leader, term) = {
+        let (is_leader, term, applied_term) = {
             let m = self.raft.metrics();
             let m = m.borrow();
-            (m.state == ServerState::Leader, m.current_term)
+            (m.state == ServerState::Leader, m.current_term, m.last_applied.map(|l| l.leader_id.term))
         };
         if !is_leader {
             return Ok(());
@@ -131,7 +131,7 @@ impl Sessions {
                 .map(|(id, _)| id)
                 .collect()
         };
-        let now_ms = self.state.leader_now_ms(term);
+        let now_ms = self.state.leader_now_ms(term, applied_term);
         if !expired.is_empty() {
             tracing::info!(sessions = ?expired, "expiring sessions");
             self.raft.client_write(Command::plain(now_ms, Op::ExpireSessions { ids: expired })).await?;

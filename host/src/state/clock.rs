@@ -48,17 +48,27 @@ impl LeaderClock {
     }
 
     /// Leader time now, for a leader of `term`. `stored` reads the state's time (0: an empty
-    /// state) when the term is new to this clock.
-    pub fn now_ms(&self, term: u64, stored: impl FnOnce() -> u64) -> u64 {
+    /// state) when the term is new to this clock. `caught_up`: the state has applied an entry
+    /// of `term` (so everything committed before the term).
+    ///
+    /// A term is anchored only once it is caught up. Before that the state may be behind, or
+    /// empty: a leader restarted after a power cut has replayed nothing yet, and its state reads
+    /// 0, which would take the wall clock, ahead of leader time by every failover gap so far,
+    /// and expire TTL nodes early by that much (the nemesis saw one go 1.7 s early, seed
+    /// 20261122). Until then it answers the state's time as it is: a lower bound, which the
+    /// state machine's `max` turns into no advance at all.
+    pub fn now_ms(&self, term: u64, caught_up: bool, stored: impl FnOnce() -> u64) -> u64 {
         let now = {
             let mut anchor = self.anchor.lock().unwrap_or_else(|p| p.into_inner());
             match *anchor {
                 Some((t, at, tm)) if tm == term => t.saturating_add(at.elapsed().as_millis() as u64),
+                _ if !caught_up => return stored(),
                 _ => {
                     let t = match stored() {
                         0 => self.wall_ms(),
                         t => t,
                     };
+                    tracing::debug!(term, leader_ms = t, "leader time anchored for a new term");
                     *anchor = Some((t, Instant::now(), term));
                     t
                 }
@@ -109,18 +119,32 @@ mod tests {
         let offset = dir.path().join("offset");
         let clock = LeaderClock::new(Some(offset.clone()));
         // A new ensemble starts from the wall clock.
-        let wall = clock.now_ms(1, || 0);
+        let wall = clock.now_ms(1, true, || 0);
         assert!(wall > 1_600_000_000_000, "{wall}");
         // A new term starts from the state's time.
-        let t = clock.now_ms(2, || 5_000);
+        let t = clock.now_ms(2, true, || 5_000);
         assert!((5_000..5_100).contains(&t), "{t}");
         std::fs::write(&offset, "3600000").expect("write");
-        let t = clock.now_ms(2, || unreachable!("anchored"));
+        let t = clock.now_ms(2, true, || unreachable!("anchored"));
         assert!((5_000..6_000).contains(&t), "a jump of the wall clock moved leader time: {t}");
         std::fs::write(&offset, "-3600000").expect("write");
-        assert!(clock.now_ms(2, || unreachable!("anchored")) >= t, "leader time went back");
+        assert!(clock.now_ms(2, true, || unreachable!("anchored")) >= t, "leader time went back");
         clock.reset();
-        let t = clock.now_ms(2, || 9_000);
+        let t = clock.now_ms(2, true, || 9_000);
         assert!((9_000..10_000).contains(&t), "{t}");
+    }
+
+    #[test]
+    fn a_term_is_anchored_only_once_its_leader_has_caught_up() {
+        let clock = LeaderClock::new(None);
+        clock.now_ms(1, true, || 7_000);
+        // Term 2's leader lost its state (a power cut) and has replayed nothing: its state
+        // reads 0. It must not take the wall clock, nor anchor the term there.
+        assert_eq!(clock.now_ms(2, false, || 0), 0);
+        assert_eq!(clock.now_ms(2, false, || 6_500), 6_500, "the state's time, as it is");
+        // Caught up: the term starts from the state's time.
+        let t = clock.now_ms(2, true, || 7_200);
+        assert!((7_200..7_300).contains(&t), "{t}");
+        assert!(clock.now_ms(2, false, || unreachable!("anchored")) >= t);
     }
 }

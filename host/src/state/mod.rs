@@ -112,8 +112,10 @@ impl State {
     }
 
     /// Leader time now: what a leader of `term` stamps into the commands it proposes.
-    pub fn leader_now_ms(&self, term: u64) -> u64 {
-        self.clock.now_ms(term, || {
+    /// `applied_term`: the term of the last entry this replica applied (see
+    /// [`clock::LeaderClock::now_ms`]).
+    pub fn leader_now_ms(&self, term: u64, applied_term: Option<u64>) -> u64 {
+        self.clock.now_ms(term, applied_term == Some(term), || {
             let _guard = self.lock.read().unwrap_or_else(|p| p.into_inner());
             txn::stored_time(self.store.as_ref()).unwrap_or(0)
         })
