@@ -62,7 +62,13 @@ pub trait EventSink: Send + Sync {
 #[derive(Clone)]
 pub struct State {
     store: Arc<dyn KvStore>,
+    /// Readers hold it shared; a commit (or a snapshot install) holds it alone, so a reader
+    /// sees an entry's writes, applied index and events all at once or not at all.
     lock: Arc<RwLock<()>>,
+    /// Held by a writer from the start of its transaction to its commit: the transaction reads
+    /// the store as of its start, so no other writer may commit meanwhile. Readers never wait
+    /// for it: an entry that runs a plugin for a second holds up no read for that second.
+    writer: Arc<std::sync::Mutex<()>>,
     sink: Option<Arc<dyn EventSink>>,
     /// The plugin runtime (None: plugin entries fail; unit tests of the tree).
     plugins: Option<Arc<crate::plugin::Plugins>>,
@@ -95,6 +101,7 @@ impl State {
         State {
             store,
             lock: Arc::new(RwLock::new(())),
+            writer: Arc::default(),
             sink: None,
             plugins: None,
             mail,
@@ -147,12 +154,31 @@ impl State {
         f()
     }
 
-    /// Run `f` with a write overlay and commit what it wrote as one atomic batch.
+    /// Whether applying `cmds` may run a plugin's code: one of them does (see
+    /// [`Op::may_run_plugins`]), or a plugin timer may fall due by their newest timestamp.
+    /// Only says where to apply them (`raft::applier`): a wrong answer costs time, never a
+    /// different result.
+    pub fn may_run_plugins<'a>(&self, mut cmds: impl Iterator<Item = &'a Command>) -> Result<bool, StoreError> {
+        let mut newest = 0;
+        let plugin = cmds.any(|c| {
+            newest = newest.max(c.ts_ms);
+            c.op.may_run_plugins()
+        });
+        if plugin {
+            return Ok(true);
+        }
+        let now = txn::stored_time(&*self.store)?.max(newest);
+        Ok(self.floors.timer_may_be_due(now))
+    }
+
+    /// Run `f` with a write overlay and commit what it wrote as one atomic batch. Readers
+    /// wait only for the commit, not for `f`.
     pub fn with_txn<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let _guard = self.lock.write().unwrap_or_else(|p| p.into_inner());
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut txn = Txn::new(self.store.as_ref());
         let out = f(&mut txn)?;
         let (writes, events, ended) = txn.into_parts();
+        let _guard = self.lock.write().unwrap_or_else(|p| p.into_inner());
         let mailed = writes.range(b"x/".to_vec()..).next().is_some_and(|(k, _)| k.starts_with(b"x/"));
         self.floors.committing(&writes);
         self.store.commit(writes)?;
@@ -425,6 +451,7 @@ impl State {
 
     /// Replace the whole state with a snapshot's contents (at log index `index`).
     pub fn replace_all(&self, items: Items, index: u64) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let _guard = self.lock.write().unwrap_or_else(|p| p.into_inner());
         self.digests.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.floors.forget();

@@ -408,3 +408,40 @@ fn a_restarted_replica_sweeps_like_one_that_kept_running() {
     }
     assert!(running.get("/t1").expect("store").is_err() && running.get("/t2").expect("store").is_err());
 }
+
+/// A long transaction (a plugin burning its fuel) must not hold up readers: they see the state
+/// before it until it commits, then all of it.
+#[test]
+fn readers_do_not_wait_for_a_transaction_until_it_commits() {
+    let s = state();
+    run(&s, 1, 1000, create("/a")).expect("create");
+    let (in_txn, go_on) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let writer = {
+        let (s, entered, resume) = (s.clone(), in_txn.0, go_on.1);
+        std::thread::spawn(move || {
+            s.with_txn(|t| {
+                let res = s.apply(
+                    t,
+                    2,
+                    &Command::plain(1001, Op::Set { path: "/a".into(), data: b"new".to_vec(), version: None }),
+                );
+                entered.send(()).expect("test alive");
+                // The transaction goes on until the reader below has been answered.
+                let _ = resume.recv();
+                res
+            })
+            .expect("store")
+        })
+    };
+    in_txn.1.recv().expect("writer started");
+    let (answer, got) = std::sync::mpsc::channel();
+    let reader = s.clone();
+    std::thread::spawn(move || {
+        let _ = answer.send(reader.get("/a").expect("store").expect("a").0);
+    });
+    let seen = got.recv_timeout(std::time::Duration::from_secs(5));
+    go_on.0.send(()).expect("writer alive");
+    assert_eq!(seen.expect("the read waited for the transaction"), b"/a", "the state before the transaction");
+    writer.join().expect("writer").expect("set");
+    assert_eq!(s.get("/a").expect("store").expect("a").0, b"new");
+}
