@@ -3,6 +3,7 @@
 //! Module map (arrows: may import), as in ARCHITECTURE.md:
 //! `cli` → `server` → `api` → `raft` → `wal`, `state`, `net`.
 pub mod api;
+pub mod blocking;
 pub mod certs;
 pub mod cli;
 pub mod config;

@@ -29,6 +29,8 @@ pub struct NodeOpts {
     pub wan: bool,
     /// Every node's wall clock is offset by `node<id>.clock` (see [`Cluster::clock_jump`]).
     pub clock_offsets: bool,
+    /// The node's runtime threads (`worker_threads`; default: one per core).
+    pub worker_threads: Option<usize>,
 }
 
 struct Node {
@@ -88,8 +90,9 @@ impl Cluster {
         let d = self.dir.path().to_str().context("utf-8")?.to_string();
         run_corral(&["certs", "node", "--dir", &d, "--id", &id.to_string()])?;
         let o = &self.opts;
+        let workers = o.worker_threads.map(|n| format!("worker_threads = {n}\n")).unwrap_or_default();
         let mut text = format!(
-            "id = {id}\nlisten = \"127.0.0.1:0\"\ndata_dir = \"node{id}\"\n[tls]\nca = \"ca.pem\"\ncert = \"node{id}.pem\"\nkey = \"node{id}.key\"\n[raft]\nrequest_timeout_ms = 3000\n"
+            "id = {id}\nlisten = \"127.0.0.1:0\"\ndata_dir = \"node{id}\"\n{workers}[tls]\nca = \"ca.pem\"\ncert = \"node{id}.pem\"\nkey = \"node{id}.key\"\n[raft]\nrequest_timeout_ms = 3000\n"
         );
         if o.wan {
             text += "profile = \"wan\"\n";

@@ -261,3 +261,36 @@ async fn timers_fire_in_leader_time_and_permissions_are_per_plugin() -> anyhow::
     assert_eq!(text(bob.plugin_query("counter", br#""get""#, Consistency::Linearizable).await?), "1");
     Ok(())
 }
+
+/// Entries that run guest code are applied on the node's apply thread (`raft/applier.rs`): a
+/// node with one runtime thread must keep answering heartbeats while plugins burn all their
+/// fuel, or its followers would elect a new leader (or it would campaign itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plugins_burning_their_fuel_set_off_no_election_on_one_thread_nodes() -> anyhow::Result<()> {
+    let c = Cluster::start(3, NodeOpts { worker_threads: Some(1), ..NodeOpts::default() }).await?;
+    let admin = c.client()?;
+    // The most fuel a plugin may have: about 0.15 s of guest code per call.
+    let opts = DeployOptions { fuel: Some(1_000_000_000), ..DeployOptions::default() };
+    admin.plugin_deploy("hostile", plugin_wasm("hostile"), opts).await?;
+    let leader = c.wait_leader(Duration::from_secs(5)).await?;
+    let term = c.status(leader).await?.term;
+
+    // Grouped into one or two entries: each replica runs about a second of guest code per entry.
+    let calls: Vec<_> = (0..8)
+        .map(|_| {
+            let admin = admin.clone();
+            tokio::spawn(async move { admin.plugin_call("hostile", br#""loop""#).await })
+        })
+        .collect();
+    for call in calls {
+        let e = server_err(call.await?);
+        assert!(e.to_string().contains("ran out of fuel"), "{e}");
+    }
+    let last = c.status(leader).await?.applied_index;
+    for id in c.ids() {
+        c.wait_applied(id, last, Duration::from_secs(20)).await?;
+        let s = c.status(id).await?;
+        assert_eq!((s.term, s.leader), (term, Some(leader)), "node {id} saw an election");
+    }
+    Ok(())
+}

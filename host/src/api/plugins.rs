@@ -59,7 +59,10 @@ impl Api {
     /// before anything is proposed.
     pub(super) fn plugin_op(&self, req: &Request) -> Result<Op, Error> {
         self.precheck_plugin(req)?;
-        let prepare = |name: &str, wasm: &[u8]| self.plugins.prepare(wasm).map_err(|reason| bad_plugin(name, reason));
+        // Compiling takes from a tenth of a second to many (a Python plugin: 30 s).
+        let prepare = |name: &str, wasm: &[u8]| {
+            crate::blocking::off_worker(|| self.plugins.prepare(wasm)).map_err(|reason| bad_plugin(name, reason))
+        };
         Ok(match req.clone() {
             Request::PluginDeploy { name, wasm, fuel, quota, acl } => {
                 let p = prepare(&name, &wasm)?;
@@ -102,12 +105,8 @@ impl Api {
         };
         let (state, admin) = (self.state.clone(), self.is_admin(&ctx.identity));
         let (name, input) = (name.to_string(), input.to_vec());
-        // Guest code runs for up to the query deadline: tell the runtime this worker is busy.
-        let run = move || state.plugin_query(&name, &input, call, admin);
-        match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(run),
-            _ => run(),
-        }
+        // Guest code runs for up to the query deadline.
+        crate::blocking::off_worker(move || state.plugin_query(&name, &input, call, admin))
     }
 
     /// The session's notifications after `after`, waiting up to `wait_ms` for one.

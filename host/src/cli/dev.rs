@@ -63,14 +63,23 @@ fn prepare(dir: &Path, n: u64) -> Result<()> {
         }
         let cfg = dir.join(format!("node{id}.toml"));
         if !cfg.exists() {
-            let text = format!(
-                "id = {id}\nlisten = \"127.0.0.1:0\"\ndata_dir = \"node{id}\"\n\n[tls]\nca = \"ca.pem\"\ncert = \"node{id}.pem\"\nkey = \"node{id}.key\"\n\n[acl]\nadmins = [\"admin\"]\n"
-            );
-            std::fs::write(&cfg, text).with_context(|| format!("writing {}", cfg.display()))?;
+            std::fs::write(&cfg, node_toml(id, n)).with_context(|| format!("writing {}", cfg.display()))?;
         }
         std::fs::create_dir_all(node_dir(dir, id))?;
     }
     Ok(())
+}
+
+/// Node `id`'s config in an ensemble of `n` on this machine: the nodes divide the cores.
+fn node_toml(id: u64, n: u64) -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let workers = (cores / n as usize).max(1);
+    format!(
+        "id = {id}\nlisten = \"127.0.0.1:0\"\ndata_dir = \"node{id}\"\n\
+         # The {n} nodes share this machine's {cores} cores.\nworker_threads = {workers}\n\n\
+         [tls]\nca = \"ca.pem\"\ncert = \"node{id}.pem\"\nkey = \"node{id}.key\"\n\n\
+         [acl]\nadmins = [\"admin\"]\n"
+    )
 }
 
 fn spawn_node(exe: &Path, dir: &Path, id: u64) -> Result<Child> {
@@ -262,5 +271,23 @@ fn terminate(pid: u32) {
     // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped) and a valid signal.
     unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGTERM);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nodes_of_a_local_ensemble_divide_the_cores() {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (n, want) in [(1, cores), (3, (cores / 3).max(1)), (9, (cores / 9).max(1))] {
+            let path = dir.path().join(format!("node-of-{n}.toml"));
+            std::fs::write(&path, node_toml(2, n)).expect("write");
+            let cfg = crate::config::NodeConfig::load(&path).expect("dev writes a valid config");
+            assert_eq!(cfg.id, 2);
+            assert_eq!(cfg.worker_threads, Some(want), "{n} nodes on {cores} cores");
+        }
     }
 }

@@ -154,7 +154,12 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    let rt = match tokio::runtime::Runtime::new() {
+    // A node's config may size its runtime; a bad config is reported by `serve` itself.
+    let workers = match (&cli.cmd, &cli.config) {
+        (Cmd::Serve, Some(path)) => crate::config::NodeConfig::load(path).ok().and_then(|c| c.worker_threads),
+        _ => None,
+    };
+    let rt = match runtime(workers) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -169,6 +174,15 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The multi-threaded runtime, with `workers` threads if given (else one per core).
+fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = workers {
+        b.worker_threads(n);
+    }
+    b.enable_all().build()
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -205,5 +219,18 @@ pub(crate) async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_node_runtime_has_the_worker_threads_its_config_asks_for() {
+        for n in [1, 3] {
+            let rt = super::runtime(Some(n)).expect("runtime");
+            assert_eq!(rt.metrics().num_workers(), n);
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        assert_eq!(super::runtime(None).expect("runtime").metrics().num_workers(), cores);
     }
 }

@@ -7,6 +7,7 @@
 // openraft's traits fix the error type (`StorageError`, ~224 bytes); our helpers return it too.
 #![allow(clippy::result_large_err)]
 
+mod applier;
 pub mod log_store;
 pub mod network;
 pub mod rpc;

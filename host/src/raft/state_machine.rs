@@ -16,6 +16,7 @@ use bincode::Options;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StorageIOError, StoredMembership};
 
+use super::applier::Applier;
 use super::{ApplyResult, LogId, StorageError, TypeConfig};
 use crate::state::{self, Op, State};
 use crate::wal::atomic_file;
@@ -38,6 +39,7 @@ fn sm_err(e: impl std::fmt::Display) -> StorageError {
 pub struct StateMachine {
     state: State,
     dir: PathBuf,
+    applier: Applier,
 }
 
 pub struct SnapshotBuilder {
@@ -50,7 +52,8 @@ impl StateMachine {
     /// snapshot is taken, so after a power cut it may hold nothing newer than that snapshot:
     /// start from the snapshot (or empty) and let the WAL replay the rest.
     pub fn open(dir: &Path, state: State, after_power_loss: bool) -> Result<StateMachine, StorageError> {
-        let sm = StateMachine { state, dir: dir.to_path_buf() };
+        let applier = Applier::start(state.clone(), apply_entries).map_err(sm_err)?;
+        let sm = StateMachine { state, dir: dir.to_path_buf(), applier };
         if after_power_loss {
             match sm.load_snapshot()? {
                 Some((meta, data)) => sm.import(&meta, &data)?,
@@ -102,6 +105,37 @@ impl StateMachine {
     }
 }
 
+/// Apply `entries` in one transaction (see `state::State::with_txn`).
+fn apply_entries(state: &State, entries: &[openraft::Entry<TypeConfig>]) -> Result<Vec<ApplyResult>, StorageError> {
+    state
+        .with_txn(|txn| {
+            let mut out = Vec::with_capacity(entries.len());
+            let mut last = None;
+            for e in entries {
+                let index = e.log_id.index;
+                let res = match &e.payload {
+                    EntryPayload::Blank => ApplyResult::One(Ok(corral_proto::Reply::Done { index })),
+                    EntryPayload::Normal(cmd) => match &cmd.op {
+                        Op::Batch { cmds } => ApplyResult::Batch(state.apply_batch(txn, index, cmds)?),
+                        _ => ApplyResult::One(state.apply(txn, index, cmd)?),
+                    },
+                    EntryPayload::Membership(m) => {
+                        let stored = Membership::new(Some(e.log_id), m.clone());
+                        txn.put_meta(MEMBERSHIP, opts().serialize(&stored).unwrap_or_default());
+                        ApplyResult::One(Ok(corral_proto::Reply::Done { index }))
+                    }
+                };
+                out.push(res);
+                last = Some(e.log_id);
+            }
+            if last.is_some() {
+                txn.put_meta(APPLIED, opts().serialize(&last).unwrap_or_default());
+            }
+            Ok(out)
+        })
+        .map_err(sm_err)
+}
+
 fn read_applied(state: &State) -> Result<(Option<LogId>, Membership), StorageError> {
     let applied = match state.get_meta(APPLIED).map_err(sm_err)? {
         Some(b) => opts().deserialize(&b).map_err(sm_err)?,
@@ -127,33 +161,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: Send,
     {
         let entries: Vec<_> = entries.into_iter().collect();
-        self.state
-            .with_txn(|txn| {
-                let mut out = Vec::with_capacity(entries.len());
-                let mut last = None;
-                for e in &entries {
-                    let index = e.log_id.index;
-                    let res = match &e.payload {
-                        EntryPayload::Blank => ApplyResult::One(Ok(corral_proto::Reply::Done { index })),
-                        EntryPayload::Normal(cmd) => match &cmd.op {
-                            Op::Batch { cmds } => ApplyResult::Batch(self.state.apply_batch(txn, index, cmds)?),
-                            _ => ApplyResult::One(self.state.apply(txn, index, cmd)?),
-                        },
-                        EntryPayload::Membership(m) => {
-                            let stored = Membership::new(Some(e.log_id), m.clone());
-                            txn.put_meta(MEMBERSHIP, opts().serialize(&stored).unwrap_or_default());
-                            ApplyResult::One(Ok(corral_proto::Reply::Done { index }))
-                        }
-                    };
-                    out.push(res);
-                    last = Some(e.log_id);
-                }
-                if last.is_some() {
-                    txn.put_meta(APPLIED, opts().serialize(&last).unwrap_or_default());
-                }
-                Ok(out)
-            })
-            .map_err(sm_err)
+        self.applier.apply(entries).await
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -168,8 +176,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let data = snapshot.into_inner();
         // Reject a corrupt snapshot before touching anything.
         state::decode_snapshot(&data).map_err(sm_err)?;
-        save_snapshot_file(&self.dir, meta, &data)?;
-        self.import(meta, &data)?;
+        crate::blocking::off_worker(|| {
+            save_snapshot_file(&self.dir, meta, &data)?;
+            self.import(meta, &data)
+        })?;
         tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot");
         Ok(())
     }

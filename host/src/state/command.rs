@@ -148,6 +148,24 @@ impl Op {
     }
 }
 
+impl Op {
+    /// Whether applying this may run a plugin's code or compile one: a call, a deploy or an
+    /// upgrade (its `migrate`), a removal (its whole namespace), or a session's end (the
+    /// `expire` export of every plugin that watches it). Such an entry may take long to apply.
+    pub fn may_run_plugins(&self) -> bool {
+        match self {
+            Op::PluginCall { .. }
+            | Op::PluginDeploy { .. }
+            | Op::PluginUpgrade { .. }
+            | Op::PluginRemove { .. }
+            | Op::CloseSession
+            | Op::ExpireSessions { .. } => true,
+            Op::Batch { cmds } => cmds.iter().any(|c| c.op.may_run_plugins()),
+            _ => false,
+        }
+    }
+}
+
 impl std::fmt::Display for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.op {

@@ -67,6 +67,12 @@ impl Floors {
         now >= self.floor(kind).load(Ordering::SeqCst) || txn.has_pending_under(kind.prefix())
     }
 
+    /// Whether a plugin timer may be due at `now`, outside any transaction (so with no pending
+    /// writes).
+    pub fn timer_may_be_due(&self, now: u64) -> bool {
+        now >= self.floor(Kind::Timer).load(Ordering::SeqCst)
+    }
+
     /// Look at the earliest key of `kind` and raise the bound to it, if `txn` sees the store
     /// itself there. Called after the due ones were handled.
     pub fn observe(&self, kind: Kind, txn: &Txn<'_>) -> Result<(), StoreError> {
