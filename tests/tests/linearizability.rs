@@ -145,7 +145,12 @@ async fn reader_behind_writer(c: &mut Cluster, rounds: u64) -> anyhow::Result<Ve
     let writer = c.client_on(leader)?;
     let reader = c.client_on(follower)?;
     writer.create("/reg", b"0").await?;
-    reader.get("/reg").await?;
+    // With the stale-read bug the reader answers from whatever its node has applied, which may
+    // not hold the node yet: wait for it, so the rounds below start from a reader that did.
+    corral_tests::eventually(Duration::from_secs(10), "the reader's node has /reg", || async {
+        reader.get("/reg").await.is_ok()
+    })
+    .await?;
     let start = Instant::now();
     let now = || start.elapsed().as_nanos() as u64;
     let mut history =
