@@ -5,7 +5,7 @@
 //!
 //! - `upload`: what an upload may be; turning it into the component all replicas run.
 //! - `engine`: the deterministic engine settings.
-//! - `sandbox`: one call (fresh instance, fuel, memory limit, host functions).
+//! - `sandbox`: one call (an instance fresh for its entry, fuel, memory limit, host functions).
 //! - `view`: the buffered key-value view a call reads and writes.
 //! - `cache`: compiled artifacts on disk.
 
@@ -23,7 +23,9 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Linker;
 use wasmtime::Engine;
 
-pub use sandbox::{CallContext, Compiled, Data, Effects, Export, Outcome, TimerOp, HOST_CALL_FUEL, MAX_OUTPUT_BYTES};
+pub use sandbox::{
+    CallContext, Compiled, Data, Effects, Export, Outcome, TimerOp, WarmSlot, HOST_CALL_FUEL, MAX_OUTPUT_BYTES,
+};
 pub use upload::{HOST_INTERFACE, MAX_UPLOAD_BYTES};
 pub use view::{KvView, Writes};
 
@@ -114,8 +116,17 @@ impl Plugins {
         self.lock().remove(hash);
     }
 
-    pub fn call(&self, compiled: &Compiled, data: Data, fuel: u64, ctx: CallContext, export: Export) -> Outcome {
-        sandbox::call(&self.engine, compiled, data, fuel, ctx, export)
+    /// Run a call (see [`sandbox::call`]); `warm`: the entry's instance slot, none for a query.
+    pub fn call(
+        &self,
+        compiled: &Arc<Compiled>,
+        data: Data,
+        fuel: u64,
+        ctx: CallContext,
+        export: Export,
+        warm: Option<&WarmSlot>,
+    ) -> Outcome {
+        sandbox::call(&self.engine, compiled, data, fuel, ctx, export, warm)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Compiled>>> {

@@ -30,6 +30,13 @@ impl KvView {
         KvView { store, prefix, below, mine: Writes::new(), used }
     }
 
+    /// A view of nothing: what an idle instance holds between calls.
+    pub fn detached() -> KvView {
+        static EMPTY: std::sync::OnceLock<Arc<dyn KvStore>> = std::sync::OnceLock::new();
+        let store = EMPTY.get_or_init(|| Arc::new(crate::state::MemStore::default())).clone();
+        KvView::new(store, Vec::new(), Writes::new(), 0)
+    }
+
     fn full(&self, key: &[u8]) -> Vec<u8> {
         [self.prefix.as_slice(), key].concat()
     }

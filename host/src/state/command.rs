@@ -148,20 +148,29 @@ impl Op {
     }
 }
 
+/// The plugin code that applying an operation may run (see [`Op::plugin_work`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginWork<'a> {
+    None,
+    /// One call of this plugin: bounded by its fuel.
+    Call(&'a str),
+    /// An amount not known in advance.
+    Unbounded,
+}
+
 impl Op {
-    /// Whether applying this may run a plugin's code or compile one: a call, a deploy or an
-    /// upgrade (its `migrate`), a removal (its whole namespace), or a session's end (the
-    /// `expire` export of every plugin that watches it). Such an entry may take long to apply.
-    pub fn may_run_plugins(&self) -> bool {
+    /// What plugin code applying this may run: a call runs one plugin up to its fuel; a deploy
+    /// or an upgrade compiles (and migrates), a removal drops a whole namespace, and a session's
+    /// end runs the `expire` export of every plugin that watches it. A batch: see its commands.
+    pub fn plugin_work(&self) -> PluginWork<'_> {
         match self {
-            Op::PluginCall { .. }
-            | Op::PluginDeploy { .. }
+            Op::PluginCall { name, .. } => PluginWork::Call(name),
+            Op::PluginDeploy { .. }
             | Op::PluginUpgrade { .. }
             | Op::PluginRemove { .. }
             | Op::CloseSession
-            | Op::ExpireSessions { .. } => true,
-            Op::Batch { cmds } => cmds.iter().any(|c| c.op.may_run_plugins()),
-            _ => false,
+            | Op::ExpireSessions { .. } => PluginWork::Unbounded,
+            _ => PluginWork::None,
         }
     }
 }

@@ -84,6 +84,11 @@ pub struct State {
     floors: Arc<deadlines::Floors>,
 }
 
+/// Plugin fuel that an entry may burn on a runtime worker (see `raft::applier`): at about 7
+/// fuel per ns, some 15 ms of guest code, well inside the 50 ms between heartbeats. A lone
+/// call with the default budget (10 million) fits; a group of calls usually does not.
+pub const INLINE_FUEL: u64 = 100_000_000;
+
 /// Entries whose digest is remembered for comparison with other replicas.
 const DIGESTS_KEPT: usize = 10_000;
 
@@ -139,8 +144,10 @@ impl State {
         self
     }
 
-    fn env(&self) -> plugins::Env<'_> {
-        plugins::Env { plugins: self.plugins.as_deref(), store: &self.store }
+    /// What plugin work needs; `warm`: the instance slot of the entry being applied (none for
+    /// a query).
+    fn env<'a>(&'a self, warm: Option<&'a crate::plugin::WarmSlot>) -> plugins::Env<'a> {
+        plugins::Env { plugins: self.plugins.as_deref(), store: &self.store, warm }
     }
 
     pub fn with_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
@@ -154,18 +161,31 @@ impl State {
         f()
     }
 
-    /// Whether applying `cmds` may run a plugin's code: one of them does (see
-    /// [`Op::may_run_plugins`]), or a plugin timer may fall due by their newest timestamp.
-    /// Only says where to apply them (`raft::applier`): a wrong answer costs time, never a
-    /// different result.
-    pub fn may_run_plugins<'a>(&self, mut cmds: impl Iterator<Item = &'a Command>) -> Result<bool, StoreError> {
-        let mut newest = 0;
-        let plugin = cmds.any(|c| {
+    /// Whether applying `cmds` may run plugin code for long: calls whose fuel adds up to more
+    /// than [`INLINE_FUEL`], work of unknown size (see [`command::PluginWork`]), or a plugin
+    /// timer that may fall due by their newest timestamp. Only says where to apply them
+    /// (`raft::applier`): a wrong answer costs time, never a different result.
+    pub fn may_run_long<'a>(&self, cmds: impl Iterator<Item = &'a Command>) -> Result<bool, StoreError> {
+        let (mut fuel, mut newest) = (0u64, 0u64);
+        let mut pending: Vec<&Command> = cmds.collect();
+        while let Some(c) = pending.pop() {
             newest = newest.max(c.ts_ms);
-            c.op.may_run_plugins()
-        });
-        if plugin {
-            return Ok(true);
+            if let Op::Batch { cmds } = &c.op {
+                pending.extend(cmds);
+                continue;
+            }
+            match c.op.plugin_work() {
+                command::PluginWork::None => {}
+                command::PluginWork::Unbounded => return Ok(true),
+                command::PluginWork::Call(name) => {
+                    // An unknown plugin's call fails without running anything.
+                    let budget = plugins::fuel_of(self.store.as_ref(), name)?.unwrap_or(0);
+                    fuel = fuel.saturating_add(budget);
+                    if fuel > INLINE_FUEL {
+                        return Ok(true);
+                    }
+                }
+            }
         }
         let now = txn::stored_time(&*self.store)?.max(newest);
         Ok(self.floors.timer_may_be_due(now))
@@ -202,7 +222,7 @@ impl State {
     ///
     /// Each entry's writes also advance the state digest (see [`digest`]).
     pub fn apply(&self, txn: &mut Txn<'_>, index: u64, cmd: &Command) -> Result<Result<Reply, Error>, StoreError> {
-        self.apply_with(txn, index, |entry| self.apply_entry(entry, index, cmd))
+        self.apply_with(txn, index, |entry, warm| self.apply_entry(entry, warm, index, cmd))
     }
 
     /// Apply a batch entry's commands in order, each with its own result, as `apply` would
@@ -213,7 +233,9 @@ impl State {
         index: u64,
         cmds: &[Command],
     ) -> Result<Vec<Result<Reply, Error>>, StoreError> {
-        self.apply_with(txn, index, |entry| cmds.iter().map(|c| self.apply_entry(entry, index, c)).collect())
+        self.apply_with(txn, index, |entry, warm| {
+            cmds.iter().map(|c| self.apply_entry(entry, warm, index, c)).collect()
+        })
     }
 
     /// Run `f` on a fresh overlay for entry `index`, then advance the digest over its writes
@@ -222,10 +244,12 @@ impl State {
         &self,
         txn: &mut Txn<'_>,
         index: u64,
-        f: impl FnOnce(&mut Txn<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Txn<'_>, &crate::plugin::WarmSlot) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut entry = txn.nested();
-        let res = f(&mut entry)?;
+        // The entry's plugin calls may share an instance; it goes with the entry's end.
+        let warm = crate::plugin::WarmSlot::default();
+        let res = f(&mut entry, &warm)?;
         let (mut writes, events, ended) = entry.into_parts();
         if self.diverge {
             writes.insert(b"z/diverged".to_vec(), Some(index.to_le_bytes().to_vec()));
@@ -246,11 +270,17 @@ impl State {
         Ok(res)
     }
 
-    fn apply_entry(&self, txn: &mut Txn<'_>, index: u64, cmd: &Command) -> Result<Result<Reply, Error>, StoreError> {
+    fn apply_entry(
+        &self,
+        txn: &mut Txn<'_>,
+        warm: &crate::plugin::WarmSlot,
+        index: u64,
+        cmd: &Command,
+    ) -> Result<Result<Reply, Error>, StoreError> {
         let now = txn.advance_time(cmd.ts_ms)?;
         let first_event = txn.events_len();
         let first_ended = txn.ended_len();
-        let env = self.env();
+        let env = self.env(Some(warm));
         let res = match &cmd.op {
             Op::CreateSession { .. } | Op::ExpireSessions { .. } | Op::Tick => Self::run(txn, env, index, now, cmd)?,
             _ if cmd.session != 0 => match session::load(txn, cmd.session)? {
@@ -383,7 +413,7 @@ impl State {
         if let Some(b) = self.store.get(&txn::meta_key("time")).map_err(Error::internal)? {
             ctx.time_ms = b.try_into().map(u64::from_le_bytes).unwrap_or(0);
         }
-        plugins::query(self.env(), name, input, ctx, admin)
+        plugins::query(self.env(None), name, input, ctx, admin)
     }
 
     /// The session's notifications after `after`, oldest first.

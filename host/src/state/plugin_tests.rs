@@ -293,3 +293,59 @@ fn calls_sharing_an_entry_get_positions_of_their_own() {
     let ctx: serde_json::Value = serde_json::from_str(&r.call("c", r#""context""#).expect("ctx")).expect("json");
     assert_eq!(ctx["index"].as_u64(), Some(r.index));
 }
+
+/// Where an entry is applied follows the plugin code it may run: cheap calls stay on the
+/// worker, calls whose budgets add up past `INLINE_FUEL` and work of unknown size go to the
+/// apply thread.
+#[test]
+fn entries_that_may_run_long_are_told_apart_by_their_fuel() {
+    let mut r = Replica::new();
+    r.deploy("cheap", "counter", 10_000_000).expect("deploy");
+    r.deploy("dear", "counter", INLINE_FUEL + 1).expect("deploy");
+    let call = |name: &str| Command::plain(2_000, Op::PluginCall { name: name.into(), input: b"1".to_vec() });
+    let batch = |cmds: Vec<Command>| Command::plain(2_000, Op::Batch { cmds });
+    let long = |cmds: Vec<Command>| r.s.may_run_long(cmds.iter()).expect("store");
+
+    assert!(!long(vec![call("cheap")]), "a lone call with the default budget");
+    assert!(!long(vec![call("nobody")]), "a call of no plugin runs nothing");
+    assert!(long(vec![call("dear")]));
+    let cheap_calls = (INLINE_FUEL / 10_000_000) as usize;
+    assert!(!long(vec![batch((0..cheap_calls).map(|_| call("cheap")).collect())]));
+    assert!(long(vec![batch((0..=cheap_calls).map(|_| call("cheap")).collect())]), "budgets add up");
+    assert!(long(vec![call("cheap"), batch(vec![call("cheap"), Command::plain(2_000, Op::CloseSession)])]));
+    assert!(!long(vec![Command::plain(2_000, Op::Tick)]), "no timer is set");
+}
+
+/// The calls of one entry share an instance while they succeed (the hostile plugin's
+/// "hidden" counts calls in linear memory); a failed call takes the instance with it, and no
+/// instance outlives its entry.
+#[test]
+fn calls_share_an_instance_within_their_entry_only() {
+    let mut r = Replica::new();
+    r.deploy("h", "hostile", 10_000_000).expect("deploy");
+    r.deploy("c", "counter", 10_000_000).expect("deploy");
+    let call = |name: &str, input: &str| {
+        Command::plain(2_000, Op::PluginCall { name: name.into(), input: format!("\"{input}\"").into_bytes() })
+    };
+    let mut entry = |cmds: Vec<Command>| -> Vec<String> {
+        r.index += 1;
+        let index = r.index;
+        let out = r.s.with_txn(|t| r.s.apply_batch(t, index, &cmds)).expect("store");
+        out.into_iter()
+            .map(|res| match res {
+                Ok(Reply::Plugin { output, .. }) => String::from_utf8(output).expect("utf-8"),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => format!("failed: {e}"),
+            })
+            .collect()
+    };
+    let hidden = || call("h", "hidden");
+    let got = entry(vec![hidden(), hidden(), call("h", "trap"), hidden(), call("c", "context"), hidden()]);
+    assert_eq!(got[..2], ["\"1\"", "\"2\""], "{got:?}");
+    assert!(got[2].contains("trap"), "{got:?}");
+    assert_eq!(got[3], "\"1\"", "a trapped instance is not reused: {got:?}");
+    assert_eq!(got[5], "\"1\"", "another plugin's call in between took the slot: {got:?}");
+    assert_eq!(entry(vec![hidden(), hidden()]), ["\"1\"", "\"2\""], "a new entry starts fresh");
+    assert_eq!(entry(vec![call("h", "bomb"), hidden()])[1], "\"1\"");
+    assert_eq!(r.call("h", "\"hidden\"").expect("call"), "\"1\"");
+}

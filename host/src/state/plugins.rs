@@ -14,7 +14,7 @@ use super::keys;
 use super::store::{KvStore, StoreError};
 use super::tree::{Applied, At};
 use super::txn::Txn;
-use crate::plugin::{CallContext, Data, Export, KvView, Plugins, TimerOp};
+use crate::plugin::{CallContext, Data, Export, KvView, Plugins, TimerOp, WarmSlot};
 
 /// Timers fired per entry at most: bounds an entry's work; the rest fire on the next one.
 const MAX_TIMERS_PER_ENTRY: usize = 64;
@@ -62,6 +62,8 @@ impl CallContext {
 pub struct Env<'a> {
     pub plugins: Option<&'a Plugins>,
     pub store: &'a Arc<dyn KvStore>,
+    /// The instance slot of the entry being applied (see `plugin::WarmSlot`); none for a query.
+    pub warm: Option<&'a WarmSlot>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,6 +109,11 @@ fn load(
     name: &str,
 ) -> Result<Option<Record>, StoreError> {
     get(&keys::plugin_record(name))?.map(|b| opts().deserialize(&b).map_err(corrupt)).transpose()
+}
+
+/// The fuel budget of each call of plugin `name` (None: no such plugin).
+pub fn fuel_of(store: &dyn KvStore, name: &str) -> Result<Option<u64>, StoreError> {
+    Ok(load(|k| store.get(k), name)?.map(|rec| rec.fuel))
 }
 
 fn save(t: &mut Txn<'_>, name: &str, rec: &Record) {
@@ -263,7 +270,7 @@ fn invoke(
     let prefix = keys::plugin_kv_prefix(name);
     let view = KvView::new(env.store.clone(), prefix.clone(), t.pending_under(&prefix), rec.used);
     let (index, now) = (ctx.index, ctx.time_ms);
-    let out = runtime.call(&compiled, Data::new(view, false, rec.quota, name), rec.fuel, ctx, export);
+    let out = runtime.call(&compiled, Data::new(view, false, rec.quota, name), rec.fuel, ctx, export, env.warm);
     let output = match out.result {
         Ok(o) => o,
         Err(e) => return Ok(Err(e)),
@@ -454,7 +461,13 @@ pub fn query(env: Env<'_>, name: &str, input: &[u8], mut ctx: CallContext, admin
     // given, so it is never behind a token it stored.
     let index = ctx.index;
     ctx.index = index.max(stored_position(store).map_err(internal)?.unwrap_or(0));
-    let out =
-        runtime.call(&compiled, Data::new(view, true, rec.quota, name), rec.fuel, ctx, Export::Query(input.to_vec()));
+    let out = runtime.call(
+        &compiled,
+        Data::new(view, true, rec.quota, name),
+        rec.fuel,
+        ctx,
+        Export::Query(input.to_vec()),
+        None,
+    );
     out.result.map(|output| Reply::Plugin { index, output }).map_err(|e| failed(name, e))
 }

@@ -56,6 +56,12 @@ impl Plugin for Hostile {
             }
             "panic" => panic!("hostile panic"),
             "big-output" => Ok("x".repeat(4 << 20)),
+            // State kept in linear memory instead of the namespace: how many calls this
+            // instance has served (the host promises a fresh instance per entry, no more).
+            "hidden" => {
+                static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                Ok((CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1).to_string())
+            }
             "quota" => {
                 for i in 0..10_000u32 {
                     kv::put(&i.to_be_bytes(), &[0u8; 1024]);
