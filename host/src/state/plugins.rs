@@ -243,7 +243,7 @@ pub fn call(t: &mut Txn<'_>, env: Env<'_>, at: &At<'_>, name: &str, input: &[u8]
         return Ok(Err(Error::NoAuth { path: format!("plugin {name}"), identity, what }));
     }
     let ctx = CallContext::of(at);
-    Ok(invoke(t, env, name, ctx, Export::Apply(input.to_vec()), 0)?
+    Ok(invoke_loaded(t, env, name, rec, ctx, Export::Apply(input.to_vec()), 0)?
         .map(|output| Reply::Plugin { index: at.index, output })
         .map_err(|e| failed(name, e)))
 }
@@ -254,13 +254,26 @@ fn invoke(
     t: &mut Txn<'_>,
     env: Env<'_>,
     name: &str,
+    ctx: CallContext,
+    export: Export,
+    depth: u32,
+) -> Result<Result<Vec<u8>, String>, StoreError> {
+    let Some(rec) = load(|k| t.get(k), name)? else {
+        return Ok(Err("no such plugin".into()));
+    };
+    invoke_loaded(t, env, name, rec, ctx, export, depth)
+}
+
+/// [`invoke`] with the plugin's record already loaded.
+fn invoke_loaded(
+    t: &mut Txn<'_>,
+    env: Env<'_>,
+    name: &str,
+    mut rec: Record,
     mut ctx: CallContext,
     export: Export,
     depth: u32,
 ) -> Result<Result<Vec<u8>, String>, StoreError> {
-    let Some(mut rec) = load(|k| t.get(k), name)? else {
-        return Ok(Err("no such plugin".into()));
-    };
     ctx.index = position(t, ctx.index)?;
     let Some(runtime) = env.plugins else { return Ok(Err(no_runtime().to_string())) };
     let compiled = match runtime.compiled(&rec.hash, || t.get(&keys::plugin_code(name))) {
@@ -276,14 +289,18 @@ fn invoke(
         Err(e) => return Ok(Err(e)),
     };
     let Data { kv, effects, .. } = out.data;
-    rec.used = kv.used();
+    let used = kv.used();
     for (k, v) in kv.into_writes() {
         match v {
             Some(v) => t.put(k, v),
             None => t.delete(k),
         }
     }
-    save(t, name, &rec);
+    // The record changes only with the namespace's size (a counter's add usually keeps it).
+    if used != rec.used {
+        rec.used = used;
+        save(t, name, &rec);
+    }
     // Only a call that succeeded keeps its position: a failed one left nothing behind that
     // could carry it.
     t.put_meta(POSITION, index.to_le_bytes().to_vec());
