@@ -167,6 +167,8 @@ impl State {
     /// (`raft::applier`): a wrong answer costs time, never a different result.
     pub fn may_run_long<'a>(&self, cmds: impl Iterator<Item = &'a Command>) -> Result<bool, StoreError> {
         let (mut fuel, mut newest) = (0u64, 0u64);
+        // A group commit's calls are mostly of one plugin: look each budget up once.
+        let mut budgets: Vec<(&str, u64)> = Vec::new();
         let mut pending: Vec<&Command> = cmds.collect();
         while let Some(c) = pending.pop() {
             newest = newest.max(c.ts_ms);
@@ -178,8 +180,15 @@ impl State {
                 command::PluginWork::None => {}
                 command::PluginWork::Unbounded => return Ok(true),
                 command::PluginWork::Call(name) => {
-                    // An unknown plugin's call fails without running anything.
-                    let budget = plugins::fuel_of(self.store.as_ref(), name)?.unwrap_or(0);
+                    let budget = match budgets.iter().find(|(n, _)| *n == name) {
+                        Some(&(_, b)) => b,
+                        None => {
+                            // An unknown plugin's call fails without running anything.
+                            let b = plugins::fuel_of(self.store.as_ref(), name)?.unwrap_or(0);
+                            budgets.push((name, b));
+                            b
+                        }
+                    };
                     fuel = fuel.saturating_add(budget);
                     if fuel > INLINE_FUEL {
                         return Ok(true);
