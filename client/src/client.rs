@@ -520,7 +520,7 @@ async fn send(conn: &quinn::Connection, req: &RequestFrame) -> Result<ResponseFr
     let bytes = frame::encode(req).map_err(|e| Attempt::NotSent(e.to_string()))?;
     tx.write_all(&bytes).await.map_err(|e| Attempt::Lost(e.to_string()))?;
     let _ = tx.finish();
-    frame::read(&mut rx).await.map_err(|e| Attempt::Lost(e.to_string()))
+    frame::read_last(&mut rx).await.map_err(|e| Attempt::Lost(e.to_string()))
 }
 
 pub(crate) fn unexpected(r: Reply) -> ClientError {

@@ -73,6 +73,31 @@ pub async fn read<T: DeserializeOwned, R: AsyncRead + Unpin>(r: &mut R) -> Resul
     decode_body(&buf)
 }
 
+/// Read the last frame of a stream: one frame, then a look for the stream's end.
+///
+/// The look matters for QUIC: a receive stream dropped before its end was read makes quinn
+/// tell the sender to stop (a STOP_SENDING frame), and the sender may answer with a reset.
+/// On a one-request-one-reply stream that is one or two spurious control frames, often
+/// packets of their own, per request. The sender finishes the stream with the frame, so its
+/// end has nearly always arrived with it; the look does not wait (a late end is let go, as
+/// before), and it never changes what is returned.
+pub async fn read_last<T: DeserializeOwned, R: AsyncRead + Unpin>(r: &mut R) -> Result<T, FrameError> {
+    let msg = read(r).await?;
+    look_for_end(r);
+    Ok(msg)
+}
+
+/// Poll `r` once for its end without waiting: true when the end has been read.
+pub fn look_for_end<R: AsyncRead + Unpin>(r: &mut R) -> bool {
+    let mut byte = [0u8; 1];
+    let mut buf = tokio::io::ReadBuf::new(&mut byte);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    matches!(
+        std::pin::Pin::new(r).poll_read(&mut cx, &mut buf),
+        std::task::Poll::Ready(Ok(())) if buf.filled().is_empty()
+    )
+}
+
 /// Write one frame to `w`.
 pub async fn write<T: Serialize, W: AsyncWrite + Unpin>(w: &mut W, msg: &T) -> Result<(), FrameError> {
     let bytes = encode(msg)?;
@@ -107,6 +132,25 @@ mod tests {
         let bytes = encode(&sample()).expect("encode");
         let got: RequestFrame = read(&mut bytes.as_slice()).await.expect("decode");
         assert_eq!(got, sample());
+    }
+
+    #[tokio::test]
+    async fn the_last_frame_is_read_and_its_end_seen() {
+        let bytes = encode(&sample()).expect("encode");
+        let mut r = bytes.as_slice();
+        let got: RequestFrame = read_last(&mut r).await.expect("decode");
+        assert_eq!(got, sample());
+        assert!(r.is_empty());
+        assert!(look_for_end(&mut r), "an exhausted reader is at its end");
+        // A reader with bytes left is not at its end, and the look does not make that an error.
+        let mut two = bytes.clone();
+        two.extend_from_slice(&bytes);
+        let mut r = two.as_slice();
+        let got: RequestFrame = read_last(&mut r).await.expect("decode");
+        assert_eq!(got, sample());
+        // A reader with nothing yet (still open) is not at its end either.
+        let (mut open, _keep) = tokio::io::duplex(64);
+        assert!(!look_for_end(&mut open));
     }
 
     #[tokio::test]

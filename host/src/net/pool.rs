@@ -236,5 +236,5 @@ async fn exchange<Req: Serialize, Resp: DeserializeOwned>(
     let bytes = frame::encode(req).map_err(|e| (false, e.to_string()))?;
     tx.write_all(&bytes).await.map_err(|e| (true, e.to_string()))?;
     let _ = tx.finish();
-    frame::read(&mut rx).await.map_err(|e| (true, e.to_string()))
+    frame::read_last(&mut rx).await.map_err(|e| (true, e.to_string()))
 }

@@ -38,7 +38,7 @@ where
             // good, and once the peer's stream limit is used up every request on the
             // connection times out (found by the nemesis, seed 1: a node could not forward to
             // the leader for a minute after a partition healed).
-            let work = handle(frame::read::<Req, _>(&mut rx).await);
+            let work = handle(frame::read_last::<Req, _>(&mut rx).await);
             let outcome = tokio::select! {
                 o = work => o,
                 _ = tx.stopped() => return,
