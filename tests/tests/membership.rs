@@ -88,7 +88,11 @@ async fn learner_added_promoted_and_an_old_voter_removed_while_serving() -> anyh
     for path in &acked {
         on4.get_with(path, Consistency::Serializable).await?;
     }
-    // Bad membership requests are refused and change nothing.
+    // Bad membership requests are refused and change nothing. Asked through the nodes that are
+    // left: `admin` may still hold its connection to node 1, killed above, and a request
+    // without a session on a connection whose node died is indeterminate, not refused (when
+    // QUIC has not yet timed that connection out, which varies with its last packets).
+    let admin = c.client()?;
     assert!(matches!(admin.member_promote(99).await, Err(ClientError::Server(ServerError::Membership { .. }))));
     assert!(matches!(admin.member_add(5, "not-an-address", true).await, Err(ClientError::Server(_))));
     Ok(())
