@@ -115,9 +115,9 @@ impl Api {
             return Err(Error::NoSession);
         }
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms).min(MAX_WAIT);
-        let mut changes = self.state.mail_changes();
+        let mut bell = self.state.mail_wait(ctx.session);
         loop {
-            changes.borrow_and_update();
+            bell.seen();
             if !self.state.session_exists(ctx.session).map_err(store_err)? {
                 return Err(Error::SessionExpired { id: ctx.session });
             }
@@ -125,9 +125,8 @@ impl Api {
             if !notes.is_empty() {
                 return Ok(Reply::Notifications(notes));
             }
-            match tokio::time::timeout_at(deadline, changes.changed()).await {
-                Ok(Ok(())) => continue,
-                _ => return Ok(Reply::Notifications(Vec::new())),
+            if tokio::time::timeout_at(deadline, bell.rung()).await.is_err() {
+                return Ok(Reply::Notifications(Vec::new()));
             }
         }
     }

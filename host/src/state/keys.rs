@@ -132,6 +132,12 @@ pub fn mailbox(session: u64, index: u64, n: u32) -> Vec<u8> {
     join(&mailbox_prefix(session), &[&index.to_be_bytes(), &n.to_be_bytes()])
 }
 
+/// The session whose mailbox an `x/` key is in.
+pub fn mailbox_session(key: &[u8]) -> Option<u64> {
+    let id = key.strip_prefix(b"x/")?.get(..8)?;
+    Some(u64::from_be_bytes(id.try_into().ok()?))
+}
+
 /// (index, n) of an `x/` key.
 pub fn parse_mailbox(key: &[u8]) -> Option<(u64, u32)> {
     let rest = key.strip_prefix(b"x/")?.get(8..)?;

@@ -11,6 +11,7 @@ mod command;
 mod deadlines;
 pub mod digest;
 mod keys;
+mod mail_bells;
 mod multi;
 pub mod plugins;
 pub mod session;
@@ -72,8 +73,8 @@ pub struct State {
     sink: Option<Arc<dyn EventSink>>,
     /// The plugin runtime (None: plugin entries fail; unit tests of the tree).
     plugins: Option<Arc<crate::plugin::Plugins>>,
-    /// Bumped after every batch that put something in a mailbox: wakes waiting readers.
-    mail: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Wakes a session's waiting mailbox readers when an entry changes its mailbox.
+    mail: Arc<mail_bells::MailBells>,
     /// Test-only: write a key other replicas do not (`[test] diverge`).
     diverge: bool,
     /// The state digest after each recent entry (node-local): what replicas compare.
@@ -100,7 +101,7 @@ impl std::fmt::Debug for State {
 
 impl State {
     pub fn new(store: Arc<dyn KvStore>) -> Self {
-        let mail = Arc::new(tokio::sync::watch::channel(0).0);
+        let mail = Arc::new(mail_bells::MailBells::default());
         let digests = Arc::default();
         let clock = Arc::default();
         State {
@@ -208,12 +209,11 @@ impl State {
         let out = f(&mut txn)?;
         let (writes, events, ended) = txn.into_parts();
         let _guard = self.lock.write().unwrap_or_else(|p| p.into_inner());
-        let mailed = writes.range(b"x/".to_vec()..).next().is_some_and(|(k, _)| k.starts_with(b"x/"));
         self.floors.committing(&writes);
+        // Found before the commit consumes `writes`; rung after it, so a woken reader sees the mail.
+        let mailed = mail_bells::mailed(&writes, &ended);
         self.store.commit(writes)?;
-        if mailed {
-            self.mail.send_modify(|n| *n += 1);
-        }
+        self.mail.ring(&mailed);
         if let Some(sink) = &self.sink {
             if !events.is_empty() {
                 sink.publish(events);
@@ -436,9 +436,10 @@ impl State {
         plugins::mailbox(self.store.as_ref(), session, after, limit)
     }
 
-    /// Changes whenever a batch put something in a mailbox.
-    pub fn mail_changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.mail.subscribe()
+    /// Wakes when an entry changes `session`'s mailbox or ends the session. Subscribe before
+    /// reading the mailbox.
+    pub fn mail_wait(&self, session: u64) -> mail_bells::MailWait {
+        self.mail.subscribe(session)
     }
 
     pub fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -495,6 +496,7 @@ impl State {
         self.digests.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.floors.forget();
         self.store.replace_all(items)?;
+        self.mail.ring_all();
         self.clock.reset();
         if let Some(sink) = &self.sink {
             sink.reset(index);
