@@ -109,3 +109,29 @@ fn only_an_admin_may_revoke_and_the_lock_passes_on() {
     assert!(sim.mail(b)[0]["token"].as_u64().unwrap() > t, "the next waiter gets it, with a newer token");
     assert!(sim.release(a).is_err(), "the revoked holder holds nothing");
 }
+
+#[test]
+fn the_queue_length_follows_every_way_a_waiter_leaves() {
+    let mut sim = Sim::new("lock");
+    let s: Vec<u64> = (0..5).map(|_| sim.session()).collect();
+    let waiting = |sim: &mut Sim| sim.query(json!({ "holder": { "lock": "L" } }))["holder"]["waiting"].clone();
+    assert_eq!(waiting(&mut sim), 0, "a lock nobody used");
+    sim.acquire(s[0], json!({}));
+    sim.acquire(s[1], json!({}));
+    sim.acquire(s[2], json!({ "timeout_ms": 100 }));
+    sim.acquire(s[3], json!({}));
+    assert_eq!(waiting(&mut sim), 3);
+    sim.tick_until(sim.ts + 100); // s[2] times out
+    assert_eq!(waiting(&mut sim), 2);
+    sim.end(s[3]); // a waiter's session ends
+    assert_eq!(waiting(&mut sim), 1);
+    assert_eq!(sim.acquire(s[4], json!({}))["queued"]["position"], 2, "behind s[1] only");
+    sim.release(s[0]).unwrap(); // s[1] is granted
+    assert_eq!(waiting(&mut sim), 1);
+    assert_eq!(sim.acquire(s[0], json!({}))["queued"]["position"], 2);
+    sim.end(s[1]); // the holder's session ends: s[4] is granted
+    sim.release(s[4]).unwrap(); // s[0] is granted
+    assert_eq!(waiting(&mut sim), 0);
+    sim.release(s[0]).unwrap();
+    assert!(sim.acquire(s[4], json!({}))["granted"]["token"].is_u64(), "free again");
+}
