@@ -113,6 +113,11 @@ pub mod kv {
     pub fn scan(start: &[u8], limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
         host::scan(start, limit).into_iter().map(|e| (e.key, e.value)).collect()
     }
+    /// The first `limit` entries (at most) whose key starts with `prefix`, in key order: the
+    /// head of a queue without reading all of it.
+    pub fn scan_prefix_first(prefix: &[u8], limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
+        scan(prefix, limit).into_iter().take_while(|(k, _)| k.starts_with(prefix)).collect()
+    }
     /// Every entry whose key starts with `prefix`, in key order.
     pub fn scan_prefix(prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut out = Vec::new();

@@ -91,6 +91,7 @@ fn a_seeded_random_run_keeps_every_invariant() {
         assert!(held <= 3, "{held} permits held");
         let state = sim.query(json!({ "state": { "semaphore": "S" } }));
         assert_eq!(state["state"]["held"].as_array().unwrap().len(), held, "the plugin agrees");
+        assert_eq!(state["state"]["waiting"], waiting.len() as u64, "and counts its queue right");
         if held < 3 {
             assert!(waiting.is_empty(), "a free permit while someone waits");
         }

@@ -44,6 +44,10 @@ fn queue_prefix(s: &str) -> Vec<u8> {
 fn seq_key(s: &str) -> Vec<u8> {
     format!("n/{s}").into_bytes()
 }
+/// How many wait. Kept, not counted: counting read the whole queue at every acquire.
+fn waiting_key(s: &str) -> Vec<u8> {
+    format!("c/{s}").into_bytes()
+}
 /// `s/<session BE><sem>\0<kind><id BE>`: kind b'h' a lease it holds, b'w' a wait's seq.
 fn session_prefix(session: u64) -> Vec<u8> {
     [b"s/".as_slice(), &session.to_be_bytes()].concat()
@@ -75,20 +79,43 @@ fn grant(ctx: &Ctx, s: &str, session: u64) -> u64 {
     lease
 }
 
-/// Hand free permits to waiters, first come first served.
+fn waiting(s: &str) -> Result<u64, String> {
+    if let Some(n) = kv::get_json::<u64>(&waiting_key(s))? {
+        return Ok(n);
+    }
+    // No count: nobody ever queued (no sequence either), or state kept by a version of this
+    // plugin that did not count, which is counted once here.
+    if kv::get(&seq_key(s)).is_none() {
+        return Ok(0);
+    }
+    Ok(kv::scan_prefix(&queue_prefix(s)).len() as u64)
+}
+
+/// Take the waiter at queue key `key` out of the queue (if it is still there: the count must
+/// not drift).
+fn leave_queue(s: &str, key: &[u8]) -> Result<(), String> {
+    if kv::get(key).is_none() {
+        return Ok(());
+    }
+    // Counted before the deletion, which a count from the queue itself would already see.
+    let n = waiting(s)?.saturating_sub(1);
+    kv::delete(key);
+    kv::put_json(&waiting_key(s), &n)
+}
+
+/// Hand free permits to waiters, first come first served. Reads only the queue's head.
 fn pass_on(ctx: &Ctx, s: &str) -> Result<(), String> {
     let size = kv::get_json::<u32>(&size_key(s))?.unwrap_or(0) as usize;
-    let mut free = size.saturating_sub(held(s).len());
-    for (k, v) in kv::scan_prefix(&queue_prefix(s)) {
-        if free == 0 {
-            break;
-        }
+    let free = size.saturating_sub(held(s).len());
+    if free == 0 {
+        return Ok(());
+    }
+    for (k, v) in kv::scan_prefix_first(&queue_prefix(s), free.min(u32::MAX as usize) as u32) {
         let session = u64::from_be_bytes(v.try_into().map_err(|_| "bad waiter")?);
-        kv::delete(&k);
+        leave_queue(s, &k)?;
         kv::delete(&session_key(session, s, b'w', tail_u64(&k)));
         let lease = grant(ctx, s, session);
         corral_guest::notify(session, json!({ "semaphore": s, "lease": lease }).to_string().as_bytes());
-        free -= 1;
     }
     Ok(())
 }
@@ -114,15 +141,17 @@ impl Plugin for Semaphore {
                     None => kv::put_json(&size_key(&s), &permits)?,
                 }
                 corral_guest::watch_session(ctx.session);
-                let waiting = kv::scan_prefix(&queue_prefix(&s)).len();
-                if waiting == 0 && held(&s).len() < permits as usize {
+                let nobody_waits = kv::scan_prefix_first(&queue_prefix(&s), 1).is_empty();
+                if nobody_waits && held(&s).len() < permits as usize {
                     return Ok(Output::Granted { lease: grant(ctx, &s, ctx.session) });
                 }
+                let position = waiting(&s)? + 1;
                 let seq = kv::get_json::<u64>(&seq_key(&s))?.unwrap_or(0) + 1;
                 kv::put_json(&seq_key(&s), &seq)?;
                 kv::put(&[queue_prefix(&s), seq.to_be_bytes().to_vec()].concat(), &ctx.session.to_be_bytes());
+                kv::put_json(&waiting_key(&s), &position)?;
                 kv::put(&session_key(ctx.session, &s, b'w', seq), b"");
-                Ok(Output::Queued { position: waiting as u64 + 1 })
+                Ok(Output::Queued { position })
             }
             Input::Release { semaphore: s, lease } => {
                 match kv::get(&held_key(&s, lease)) {
@@ -144,7 +173,7 @@ impl Plugin for Semaphore {
         Ok(Output::State {
             permits: kv::get_json(&size_key(&s))?.unwrap_or(0),
             held: held(&s),
-            waiting: kv::scan_prefix(&queue_prefix(&s)).len() as u64,
+            waiting: waiting(&s)?,
         })
     }
 
@@ -158,7 +187,9 @@ impl Plugin for Semaphore {
             let id = tail_u64(&k);
             match rest.get(nul + 1) {
                 Some(b'h') => kv::delete(&held_key(&s, id)),
-                _ => kv::delete(&[queue_prefix(&s), id.to_be_bytes().to_vec()].concat()),
+                _ => {
+                    let _ = leave_queue(&s, &[queue_prefix(&s), id.to_be_bytes().to_vec()].concat());
+                }
             }
             if !touched.contains(&s) {
                 touched.push(s);
