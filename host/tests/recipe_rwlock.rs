@@ -106,5 +106,32 @@ fn a_seeded_random_run_keeps_every_invariant() {
         let state = sim.query(json!({ "state": { "lock": "L" } }))["state"].clone();
         assert_eq!(state["writer"], json!(writer));
         assert_eq!(state["readers"], json!(readers.iter().collect::<Vec<_>>()), "the plugin agrees");
+        assert_eq!(state["waiting"], queue.len() as u64, "and counts its queue right");
     }
+}
+
+#[test]
+fn a_release_grants_every_reader_at_the_head_past_one_page_of_the_queue() {
+    let mut sim = Sim::new("rwlock");
+    let w = sim.session();
+    assert!(acquire(&mut sim, w, "write").get("granted").is_some());
+    // More readers than the plugin reads per page (64), then a writer, then one more reader.
+    let readers: Vec<u64> = (0..150).map(|_| sim.session()).collect();
+    for (i, r) in readers.iter().enumerate() {
+        assert_eq!(acquire(&mut sim, *r, "read"), json!({ "queued": { "position": i + 1 } }));
+    }
+    let (w2, late) = (sim.session(), sim.session());
+    acquire(&mut sim, w2, "write");
+    acquire(&mut sim, late, "read");
+    sim.call(w, json!({ "release": { "lock": "L" } })).unwrap();
+    for r in &readers {
+        assert_eq!(sim.mail(*r).len(), 1, "every reader at the head is granted");
+    }
+    assert!(
+        sim.mail(w2).is_empty() && sim.mail(late).is_empty(),
+        "the writer waits for them, the late reader behind it"
+    );
+    let state = sim.query(json!({ "state": { "lock": "L" } }))["state"].clone();
+    assert_eq!(state["readers"].as_array().map(Vec::len), Some(150));
+    assert_eq!(state["waiting"], 2);
 }

@@ -53,6 +53,13 @@ fn queue_prefix(l: &str) -> Vec<u8> {
 fn session_key(s: u64, l: &str) -> Vec<u8> {
     [b"s/".as_slice(), &s.to_be_bytes(), l.as_bytes()].concat()
 }
+/// How many wait. Kept, not counted: counting read the whole queue at every acquire.
+fn waiting_key(l: &str) -> Vec<u8> {
+    format!("c/{l}").into_bytes()
+}
+fn seq_key(l: &str) -> Vec<u8> {
+    format!("n/{l}").into_bytes()
+}
 fn tail_u64(k: &[u8]) -> u64 {
     u64::from_be_bytes(k[k.len() - 8..].try_into().unwrap_or_default())
 }
@@ -64,7 +71,31 @@ fn writer(l: &str) -> Option<u64> {
     kv::get(&writer_key(l)).map(|v| u64::from_be_bytes(v.try_into().unwrap_or_default()))
 }
 fn can_grant(l: &str, mode: Mode) -> bool {
-    writer(l).is_none() && (mode == Mode::Read || readers(l).is_empty())
+    writer(l).is_none() && (mode == Mode::Read || kv::scan_prefix_first(&readers_prefix(l), 1).is_empty())
+}
+
+fn waiting(l: &str) -> Result<u64, String> {
+    if let Some(n) = kv::get_json::<u64>(&waiting_key(l))? {
+        return Ok(n);
+    }
+    // No count: nobody ever queued (no sequence either), or state kept by a version of this
+    // plugin that did not count, which is counted once here.
+    if kv::get(&seq_key(l)).is_none() {
+        return Ok(0);
+    }
+    Ok(kv::scan_prefix(&queue_prefix(l)).len() as u64)
+}
+
+/// Take the waiter at queue key `key` out of the queue (if it is still there: the count must
+/// not drift).
+fn leave_queue(l: &str, key: &[u8]) -> Result<(), String> {
+    if kv::get(key).is_none() {
+        return Ok(());
+    }
+    // Counted before the deletion, which a count from the queue itself would already see.
+    let n = waiting(l)?.saturating_sub(1);
+    kv::delete(key);
+    kv::put_json(&waiting_key(l), &n)
 }
 fn grant(l: &str, session: u64, mode: Mode) {
     match mode {
@@ -79,29 +110,40 @@ fn grant(l: &str, session: u64, mode: Mode) {
     }
 }
 
-/// Grant waiting requests from the head of the queue while they fit.
+/// Grant waiting requests from the head of the queue while they fit, reading the queue a page
+/// at a time: only as far as what is granted, not the whole queue.
 fn pass_on(ctx: &Ctx, l: &str) -> Result<(), String> {
-    for (k, v) in kv::scan_prefix(&queue_prefix(l)) {
-        let w: Waiter = serde_json::from_slice(&v).map_err(|e| e.to_string())?;
-        if !can_grant(l, w.mode) {
-            break;
+    const PAGE: u32 = 64;
+    let prefix = queue_prefix(l);
+    let mut start = prefix.clone();
+    loop {
+        let page: Vec<_> = kv::scan(&start, PAGE).into_iter().take_while(|(k, _)| k.starts_with(&prefix)).collect();
+        let more = page.len() == PAGE as usize;
+        for (k, v) in page {
+            let w: Waiter = serde_json::from_slice(&v).map_err(|e| e.to_string())?;
+            if !can_grant(l, w.mode) {
+                return Ok(());
+            }
+            leave_queue(l, &k)?;
+            grant(l, w.session, w.mode);
+            let note = json!({ "lock": l, "mode": w.mode, "token": ctx.index });
+            corral_guest::notify(w.session, note.to_string().as_bytes());
+            if w.mode == Mode::Write {
+                return Ok(());
+            }
+            start = [k.as_slice(), &[0]].concat();
         }
-        kv::delete(&k);
-        grant(l, w.session, w.mode);
-        let note = json!({ "lock": l, "mode": w.mode, "token": ctx.index });
-        corral_guest::notify(w.session, note.to_string().as_bytes());
-        if w.mode == Mode::Write {
-            break;
+        if !more {
+            return Ok(());
         }
     }
-    Ok(())
 }
 
 fn release(ctx: &Ctx, l: &str, session: u64) -> Result<bool, String> {
     match kv::get(&session_key(session, l)).as_deref() {
         Some(b"r") => kv::delete(&reader_key(l, session)),
         Some(b"w") => kv::delete(&writer_key(l)),
-        Some(seq) if seq.len() == 8 => kv::delete(&[queue_prefix(l), seq.to_vec()].concat()),
+        Some(seq) if seq.len() == 8 => leave_queue(l, &[queue_prefix(l), seq.to_vec()].concat())?,
         _ => return Ok(false),
     }
     kv::delete(&session_key(session, l));
@@ -128,17 +170,19 @@ impl Plugin for RwLock {
                     return Err(format!("this session already holds or waits for {l}"));
                 }
                 corral_guest::watch_session(ctx.session);
-                let queue = kv::scan_prefix(&queue_prefix(&l));
-                if queue.is_empty() && can_grant(&l, mode) {
+                let nobody_waits = kv::scan_prefix_first(&queue_prefix(&l), 1).is_empty();
+                if nobody_waits && can_grant(&l, mode) {
                     grant(&l, ctx.session, mode);
                     return Ok(Output::Granted { token: ctx.index });
                 }
-                let seq = kv::get_json::<u64>(&format!("n/{l}").into_bytes())?.unwrap_or(0) + 1;
-                kv::put_json(&format!("n/{l}").into_bytes(), &seq)?;
+                let position = waiting(&l)? + 1;
+                let seq = kv::get_json::<u64>(&seq_key(&l))?.unwrap_or(0) + 1;
+                kv::put_json(&seq_key(&l), &seq)?;
                 let key = [queue_prefix(&l), seq.to_be_bytes().to_vec()].concat();
                 kv::put_json(&key, &Waiter { session: ctx.session, mode })?;
+                kv::put_json(&waiting_key(&l), &position)?;
                 kv::put(&session_key(ctx.session, &l), &seq.to_be_bytes());
-                Ok(Output::Queued { position: queue.len() as u64 + 1 })
+                Ok(Output::Queued { position })
             }
             Input::Release { lock: l } => match release(ctx, &l, ctx.session)? {
                 true => Ok(Output::Released),
@@ -150,7 +194,7 @@ impl Plugin for RwLock {
 
     fn query(_ctx: &Ctx, input: Input) -> Result<Output, String> {
         let Input::State { lock: l } = input else { return Err("only `state` is a query".into()) };
-        Ok(Output::State { writer: writer(&l), readers: readers(&l), waiting: kv::scan_prefix(&queue_prefix(&l)).len() as u64 })
+        Ok(Output::State { writer: writer(&l), readers: readers(&l), waiting: waiting(&l)? })
     }
 
     fn expire(ctx: &Ctx, session: u64) {
