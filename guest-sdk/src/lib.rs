@@ -28,6 +28,9 @@
 //! the key-value namespace (memory is fresh on every call); a call that returns `Err`, traps or
 //! runs out of fuel changes nothing.
 
+pub mod counted;
+pub use counted::Counted;
+
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)] // generated: the canonical ABI flattens call-context
 pub mod bindings {

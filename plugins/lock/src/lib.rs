@@ -12,7 +12,7 @@
 //! - `reentrant`: the holding session may acquire again (counted; released as often).
 //! - `revoke` (admins only) takes a lock from its holder and passes it on; the holder is told.
 
-use corral_guest::{kv, Ctx, Plugin};
+use corral_guest::{kv, Counted, Ctx, Plugin};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -106,35 +106,19 @@ fn note(session: u64, value: serde_json::Value) {
     corral_guest::notify(session, value.to_string().as_bytes());
 }
 
-fn waiting(lock: &str) -> Result<u64, String> {
-    if let Some(n) = kv::get_json::<u64>(&waiting_key(lock))? {
-        return Ok(n);
-    }
-    // No count: a lock nobody ever queued for (no sequence either), or state kept by a version
-    // of this plugin that did not count, which is counted once here.
-    if kv::get(&seq_key(lock)).is_none() {
-        return Ok(0);
-    }
-    Ok(kv::scan_prefix(&queue_prefix(lock)).len() as u64)
+/// The lock's wait queue, its length kept.
+fn queue(lock: &str) -> Counted {
+    Counted { prefix: queue_prefix(lock), count_key: waiting_key(lock), since_key: seq_key(lock) }
 }
 
 /// Put a waiter in `lock`'s queue; its place in it (1: next).
 fn join_queue(lock: &str, seq: u64, w: &Waiter) -> Result<u64, String> {
-    let n = waiting(lock)? + 1;
-    kv::put_json(&waiter_key(lock, seq), w)?;
-    kv::put_json(&waiting_key(lock), &n)?;
-    Ok(n)
+    queue(lock).insert(&waiter_key(lock, seq), &serde_json::to_vec(w).map_err(|e| e.to_string())?)
 }
 
-/// Take the waiter `seq` out of `lock`'s queue (if it is still there: the count must not drift).
+/// Take the waiter `seq` out of `lock`'s queue, if it is still there.
 fn leave_queue(lock: &str, seq: u64) -> Result<(), String> {
-    if kv::get(&waiter_key(lock, seq)).is_none() {
-        return Ok(());
-    }
-    // Counted before the deletion, which a count from the queue itself would already see.
-    let n = waiting(lock)?.saturating_sub(1);
-    kv::delete(&waiter_key(lock, seq));
-    kv::put_json(&waiting_key(lock), &n)
+    queue(lock).remove(&waiter_key(lock, seq)).map(|_| ())
 }
 
 fn check_name(lock: &str) -> Result<(), String> {
@@ -222,9 +206,10 @@ impl Plugin for Lock {
                     return Ok(Output::Busy);
                 }
                 let seq = kv::get_json::<u64>(&seq_key(&lock))?.unwrap_or(0) + 1;
-                kv::put_json(&seq_key(&lock), &seq)?;
                 let w = Waiter { session: ctx.session, delay_ms, timeout: timeout_ms.is_some() };
+                // Queued before the sequence is written: a lock's first wait needs no count.
                 let position = join_queue(&lock, seq, &w)?;
+                kv::put_json(&seq_key(&lock), &seq)?;
                 kv::put(&session_key(ctx.session, &lock), &seq.to_be_bytes());
                 if let Some(t) = timeout_ms {
                     corral_guest::set_timer(ctx.time_ms.saturating_add(t), &timeout_tag(&lock, seq));
@@ -260,7 +245,7 @@ impl Plugin for Lock {
         Ok(Output::Holder {
             session: h.as_ref().map(|h| h.session),
             token: h.as_ref().map(|h| h.token),
-            waiting: waiting(&lock)?,
+            waiting: queue(&lock).count()?,
             delayed_until: kv::get_json(&delay_key(&lock))?,
         })
     }

@@ -3,7 +3,7 @@
 //! so writers never starve. Grants after waiting come as `{"lock", "mode", "token"}`; the token
 //! is the granting call's log position. A session's end releases what it holds and its waits.
 
-use corral_guest::{kv, Ctx, Plugin};
+use corral_guest::{kv, Counted, Ctx, Plugin};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -74,28 +74,9 @@ fn can_grant(l: &str, mode: Mode) -> bool {
     writer(l).is_none() && (mode == Mode::Read || kv::scan_prefix_first(&readers_prefix(l), 1).is_empty())
 }
 
-fn waiting(l: &str) -> Result<u64, String> {
-    if let Some(n) = kv::get_json::<u64>(&waiting_key(l))? {
-        return Ok(n);
-    }
-    // No count: nobody ever queued (no sequence either), or state kept by a version of this
-    // plugin that did not count, which is counted once here.
-    if kv::get(&seq_key(l)).is_none() {
-        return Ok(0);
-    }
-    Ok(kv::scan_prefix(&queue_prefix(l)).len() as u64)
-}
-
-/// Take the waiter at queue key `key` out of the queue (if it is still there: the count must
-/// not drift).
-fn leave_queue(l: &str, key: &[u8]) -> Result<(), String> {
-    if kv::get(key).is_none() {
-        return Ok(());
-    }
-    // Counted before the deletion, which a count from the queue itself would already see.
-    let n = waiting(l)?.saturating_sub(1);
-    kv::delete(key);
-    kv::put_json(&waiting_key(l), &n)
+/// The wait queue, its length kept.
+fn queue(l: &str) -> Counted {
+    Counted { prefix: queue_prefix(l), count_key: waiting_key(l), since_key: seq_key(l) }
 }
 fn grant(l: &str, session: u64, mode: Mode) {
     match mode {
@@ -124,7 +105,7 @@ fn pass_on(ctx: &Ctx, l: &str) -> Result<(), String> {
             if !can_grant(l, w.mode) {
                 return Ok(());
             }
-            leave_queue(l, &k)?;
+            queue(l).remove(&k)?;
             grant(l, w.session, w.mode);
             let note = json!({ "lock": l, "mode": w.mode, "token": ctx.index });
             corral_guest::notify(w.session, note.to_string().as_bytes());
@@ -143,7 +124,9 @@ fn release(ctx: &Ctx, l: &str, session: u64) -> Result<bool, String> {
     match kv::get(&session_key(session, l)).as_deref() {
         Some(b"r") => kv::delete(&reader_key(l, session)),
         Some(b"w") => kv::delete(&writer_key(l)),
-        Some(seq) if seq.len() == 8 => leave_queue(l, &[queue_prefix(l), seq.to_vec()].concat())?,
+        Some(seq) if seq.len() == 8 => {
+            queue(l).remove(&[queue_prefix(l), seq.to_vec()].concat())?;
+        }
         _ => return Ok(false),
     }
     kv::delete(&session_key(session, l));
@@ -175,12 +158,12 @@ impl Plugin for RwLock {
                     grant(&l, ctx.session, mode);
                     return Ok(Output::Granted { token: ctx.index });
                 }
-                let position = waiting(&l)? + 1;
                 let seq = kv::get_json::<u64>(&seq_key(&l))?.unwrap_or(0) + 1;
-                kv::put_json(&seq_key(&l), &seq)?;
+                // Queued before the sequence is written: a lock's first wait needs no count.
                 let key = [queue_prefix(&l), seq.to_be_bytes().to_vec()].concat();
-                kv::put_json(&key, &Waiter { session: ctx.session, mode })?;
-                kv::put_json(&waiting_key(&l), &position)?;
+                let waiter = serde_json::to_vec(&Waiter { session: ctx.session, mode }).map_err(|e| e.to_string())?;
+                let position = queue(&l).insert(&key, &waiter)?;
+                kv::put_json(&seq_key(&l), &seq)?;
                 kv::put(&session_key(ctx.session, &l), &seq.to_be_bytes());
                 Ok(Output::Queued { position })
             }
@@ -194,7 +177,7 @@ impl Plugin for RwLock {
 
     fn query(_ctx: &Ctx, input: Input) -> Result<Output, String> {
         let Input::State { lock: l } = input else { return Err("only `state` is a query".into()) };
-        Ok(Output::State { writer: writer(&l), readers: readers(&l), waiting: waiting(&l)? })
+        Ok(Output::State { writer: writer(&l), readers: readers(&l), waiting: queue(&l).count()? })
     }
 
     fn expire(ctx: &Ctx, session: u64) {

@@ -7,7 +7,7 @@
 //! `permits` fixes the semaphore's size on first use; later acquires must agree.
 //! `{"release": {"semaphore", "lease"}}`; `{"state": {"semaphore"}}` (query).
 
-use corral_guest::{kv, Ctx, Plugin};
+use corral_guest::{kv, Counted, Ctx, Plugin};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -79,28 +79,9 @@ fn grant(ctx: &Ctx, s: &str, session: u64) -> u64 {
     lease
 }
 
-fn waiting(s: &str) -> Result<u64, String> {
-    if let Some(n) = kv::get_json::<u64>(&waiting_key(s))? {
-        return Ok(n);
-    }
-    // No count: nobody ever queued (no sequence either), or state kept by a version of this
-    // plugin that did not count, which is counted once here.
-    if kv::get(&seq_key(s)).is_none() {
-        return Ok(0);
-    }
-    Ok(kv::scan_prefix(&queue_prefix(s)).len() as u64)
-}
-
-/// Take the waiter at queue key `key` out of the queue (if it is still there: the count must
-/// not drift).
-fn leave_queue(s: &str, key: &[u8]) -> Result<(), String> {
-    if kv::get(key).is_none() {
-        return Ok(());
-    }
-    // Counted before the deletion, which a count from the queue itself would already see.
-    let n = waiting(s)?.saturating_sub(1);
-    kv::delete(key);
-    kv::put_json(&waiting_key(s), &n)
+/// The wait queue, its length kept.
+fn queue(s: &str) -> Counted {
+    Counted { prefix: queue_prefix(s), count_key: waiting_key(s), since_key: seq_key(s) }
 }
 
 /// Hand free permits to waiters, first come first served. Reads only the queue's head.
@@ -112,7 +93,7 @@ fn pass_on(ctx: &Ctx, s: &str) -> Result<(), String> {
     }
     for (k, v) in kv::scan_prefix_first(&queue_prefix(s), free.min(u32::MAX as usize) as u32) {
         let session = u64::from_be_bytes(v.try_into().map_err(|_| "bad waiter")?);
-        leave_queue(s, &k)?;
+        queue(s).remove(&k)?;
         kv::delete(&session_key(session, s, b'w', tail_u64(&k)));
         let lease = grant(ctx, s, session);
         corral_guest::notify(session, json!({ "semaphore": s, "lease": lease }).to_string().as_bytes());
@@ -145,11 +126,11 @@ impl Plugin for Semaphore {
                 if nobody_waits && held(&s).len() < permits as usize {
                     return Ok(Output::Granted { lease: grant(ctx, &s, ctx.session) });
                 }
-                let position = waiting(&s)? + 1;
                 let seq = kv::get_json::<u64>(&seq_key(&s))?.unwrap_or(0) + 1;
+                // Queued before the sequence is written: a semaphore's first wait needs no count.
+                let key = [queue_prefix(&s), seq.to_be_bytes().to_vec()].concat();
+                let position = queue(&s).insert(&key, &ctx.session.to_be_bytes())?;
                 kv::put_json(&seq_key(&s), &seq)?;
-                kv::put(&[queue_prefix(&s), seq.to_be_bytes().to_vec()].concat(), &ctx.session.to_be_bytes());
-                kv::put_json(&waiting_key(&s), &position)?;
                 kv::put(&session_key(ctx.session, &s, b'w', seq), b"");
                 Ok(Output::Queued { position })
             }
@@ -173,7 +154,7 @@ impl Plugin for Semaphore {
         Ok(Output::State {
             permits: kv::get_json(&size_key(&s))?.unwrap_or(0),
             held: held(&s),
-            waiting: waiting(&s)?,
+            waiting: queue(&s).count()?,
         })
     }
 
@@ -188,7 +169,7 @@ impl Plugin for Semaphore {
             match rest.get(nul + 1) {
                 Some(b'h') => kv::delete(&held_key(&s, id)),
                 _ => {
-                    let _ = leave_queue(&s, &[queue_prefix(&s), id.to_be_bytes().to_vec()].concat());
+                    let _ = queue(&s).remove(&[queue_prefix(&s), id.to_be_bytes().to_vec()].concat());
                 }
             }
             if !touched.contains(&s) {
