@@ -73,3 +73,23 @@ fn a_full_queue_refuses_puts_clearly() {
     let e = sim.call(0, json!({ "put": { "queue": "Q", "data": "3" } })).unwrap_err();
     assert!(e.to_string().contains("full"), "{e}");
 }
+
+#[test]
+fn the_takers_count_follows_deliveries_and_session_ends() {
+    let mut sim = Sim::new("queue");
+    let s: Vec<u64> = (0..4).map(|_| sim.session()).collect();
+    let takers = |sim: &mut Sim| sim.query(json!({ "size": { "queue": "Q" } }))["size"]["takers"].clone();
+    assert_eq!(takers(&mut sim), 0);
+    for (i, t) in s.iter().take(3).enumerate() {
+        assert_eq!(take(&mut sim, *t, 10_000), json!({ "waiting": { "position": i + 1 } }));
+    }
+    sim.end(s[1]); // a waiting taker's session ends
+    assert_eq!(takers(&mut sim), 2);
+    put(&mut sim, "one", json!({})); // delivered to s[0]
+    assert_eq!(sim.mail(s[0])[0]["data"], "one");
+    assert_eq!(takers(&mut sim), 1);
+    assert_eq!(take(&mut sim, s[3], 10_000), json!({ "waiting": { "position": 2 } }), "behind s[2] only");
+    put(&mut sim, "two", json!({}));
+    put(&mut sim, "three", json!({}));
+    assert_eq!(takers(&mut sim), 0);
+}

@@ -9,7 +9,7 @@
 //!   taker's session ends or its visibility timeout passes; only the session it is in flight
 //!   with may acknowledge it, so no item is acknowledged twice.
 
-use corral_guest::{kv, Ctx, Plugin};
+use corral_guest::{kv, Counted, Ctx, Plugin};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -100,6 +100,12 @@ fn count(q: &str) -> Result<u64, String> {
     Ok(kv::get_json::<u64>(&p("c", q))?.unwrap_or(0))
 }
 
+/// The takers waiting for an item, their number kept: a take that waits answers its position
+/// without reading every taker.
+fn takers(q: &str) -> Counted {
+    Counted { prefix: p("t", q), count_key: p("w", q), since_key: p("k", q) }
+}
+
 fn next_seq(q: &str, kind: &str) -> Result<u64, String> {
     let n = kv::get_json::<u64>(&p(kind, q))?.unwrap_or(0) + 1;
     kv::put_json(&p(kind, q), &n)?;
@@ -136,7 +142,7 @@ fn deliver(ctx: &Ctx, q: &str) -> Result<(), String> {
             visibility_ms: u64,
         }
         let t: Taker = serde_json::from_slice(&tv).map_err(|e| e.to_string())?;
-        kv::delete(&tk);
+        takers(q).remove(&tk)?;
         kv::delete(&session_key(t.session, q, b't', tail_u64(&tk)));
         let item = lease(ctx, q, id, item, t.session, t.visibility_ms)?;
         let note = json!({ "queue": q, "id": id, "data": item.data });
@@ -205,11 +211,13 @@ impl Plugin for Queue {
                     let item = lease(ctx, &q, id, item, ctx.session, visibility_ms)?;
                     return Ok(Output::Item { id, data: item.data });
                 }
-                let seq = next_seq(&q, "k")?;
+                let seq = kv::get_json::<u64>(&p("k", &q))?.unwrap_or(0) + 1;
                 let taker = json!({ "session": ctx.session, "visibility_ms": visibility_ms });
-                kv::put(&with_u64(p("t", &q), seq), taker.to_string().as_bytes());
+                // Counted before the sequence is written: a queue's first taker needs no count.
+                let position = takers(&q).insert(&with_u64(p("t", &q), seq), taker.to_string().as_bytes())?;
+                kv::put_json(&p("k", &q), &seq)?;
                 kv::put(&session_key(ctx.session, &q, b't', seq), b"");
-                Ok(Output::Waiting { position: kv::scan_prefix(&p("t", &q)).len() as u64 })
+                Ok(Output::Waiting { position })
             }
             Input::Ack { queue: q, id } => {
                 let Some(item) = kv::get_json::<Item>(&item_key(&q, id))? else {
@@ -236,8 +244,7 @@ impl Plugin for Queue {
     fn query(_ctx: &Ctx, input: Input) -> Result<Output, String> {
         let Input::Size { queue: q } = input else { return Err("only `size` is a query".into()) };
         let ready = kv::scan_prefix(&p("r", &q)).len() as u64;
-        let takers = kv::scan_prefix(&p("t", &q)).len() as u64;
-        Ok(Output::Size { items: count(&q)?, ready, takers })
+        Ok(Output::Size { items: count(&q)?, ready, takers: takers(&q).count()? })
     }
 
     fn expire(ctx: &Ctx, session: u64) {
@@ -252,7 +259,9 @@ impl Plugin for Queue {
                 Some(b'f') => {
                     let _ = make_ready(ctx, &q, id);
                 }
-                _ => kv::delete(&with_u64(p("t", &q), id)),
+                _ => {
+                    let _ = takers(&q).remove(&with_u64(p("t", &q), id));
+                }
             }
         }
     }
