@@ -116,28 +116,49 @@ pub mod kv {
     pub fn scan(start: &[u8], limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
         host::scan(start, limit).into_iter().map(|e| (e.key, e.value)).collect()
     }
+    /// The entries whose key starts with `prefix`, in key order, read from the host `page`
+    /// at a time as the iteration goes: stopping early reads no further. Entries this call
+    /// deletes or adds behind the last one seen do not disturb it.
+    pub fn iter_prefix(prefix: &[u8], page: u32) -> PrefixIter {
+        PrefixIter { prefix: prefix.to_vec(), next: prefix.to_vec(), page: page.max(1), buf: Vec::new(), done: false }
+    }
     /// The first `limit` entries (at most) whose key starts with `prefix`, in key order: the
     /// head of a queue without reading all of it.
     pub fn scan_prefix_first(prefix: &[u8], limit: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
-        scan(prefix, limit).into_iter().take_while(|(k, _)| k.starts_with(prefix)).collect()
+        iter_prefix(prefix, limit).take(limit as usize).collect()
     }
     /// Every entry whose key starts with `prefix`, in key order.
     pub fn scan_prefix(prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut out = Vec::new();
-        let mut start = prefix.to_vec();
-        loop {
-            let batch = scan(&start, 256);
-            let done = batch.len() < 256;
-            for (k, v) in batch {
-                if !k.starts_with(prefix) {
-                    return out;
+        iter_prefix(prefix, 256).collect()
+    }
+
+    /// See [`iter_prefix`].
+    pub struct PrefixIter {
+        prefix: Vec<u8>,
+        /// Where the next page starts.
+        next: Vec<u8>,
+        page: u32,
+        /// The current page, reversed (popped from the end).
+        buf: Vec<(Vec<u8>, Vec<u8>)>,
+        /// The last page was short or left the prefix: nothing follows.
+        done: bool,
+    }
+
+    impl Iterator for PrefixIter {
+        type Item = (Vec<u8>, Vec<u8>);
+
+        fn next(&mut self) -> Option<Self::Item> {
+            if self.buf.is_empty() && !self.done {
+                let batch = scan(&self.next, self.page);
+                let mine: Vec<_> = batch.into_iter().take_while(|(k, _)| k.starts_with(&self.prefix)).collect();
+                // A short page is the store's end or the prefix's.
+                self.done = mine.len() < self.page as usize;
+                if let Some((k, _)) = mine.last() {
+                    self.next = [k.as_slice(), &[0]].concat();
                 }
-                start = [k.as_slice(), &[0]].concat();
-                out.push((k, v));
+                self.buf = mine.into_iter().rev().collect();
             }
-            if done {
-                return out;
-            }
+            self.buf.pop()
         }
     }
     pub fn get_json<T: DeserializeOwned>(key: &[u8]) -> Result<Option<T>, String> {

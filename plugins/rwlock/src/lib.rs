@@ -94,30 +94,20 @@ fn grant(l: &str, session: u64, mode: Mode) {
 /// Grant waiting requests from the head of the queue while they fit, reading the queue a page
 /// at a time: only as far as what is granted, not the whole queue.
 fn pass_on(ctx: &Ctx, l: &str) -> Result<(), String> {
-    const PAGE: u32 = 64;
-    let prefix = queue_prefix(l);
-    let mut start = prefix.clone();
-    loop {
-        let page: Vec<_> = kv::scan(&start, PAGE).into_iter().take_while(|(k, _)| k.starts_with(&prefix)).collect();
-        let more = page.len() == PAGE as usize;
-        for (k, v) in page {
-            let w: Waiter = serde_json::from_slice(&v).map_err(|e| e.to_string())?;
-            if !can_grant(l, w.mode) {
-                return Ok(());
-            }
-            queue(l).remove(&k)?;
-            grant(l, w.session, w.mode);
-            let note = json!({ "lock": l, "mode": w.mode, "token": ctx.index });
-            corral_guest::notify(w.session, note.to_string().as_bytes());
-            if w.mode == Mode::Write {
-                return Ok(());
-            }
-            start = [k.as_slice(), &[0]].concat();
+    for (k, v) in kv::iter_prefix(&queue_prefix(l), 64) {
+        let w: Waiter = serde_json::from_slice(&v).map_err(|e| e.to_string())?;
+        if !can_grant(l, w.mode) {
+            break;
         }
-        if !more {
-            return Ok(());
+        queue(l).remove(&k)?;
+        grant(l, w.session, w.mode);
+        let note = json!({ "lock": l, "mode": w.mode, "token": ctx.index });
+        corral_guest::notify(w.session, note.to_string().as_bytes());
+        if w.mode == Mode::Write {
+            break;
         }
     }
+    Ok(())
 }
 
 fn release(ctx: &Ctx, l: &str, session: u64) -> Result<bool, String> {
