@@ -14,10 +14,20 @@ fn alive(pid: i32) -> bool {
         && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
 }
 
-#[test]
-fn dev_brings_up_an_ensemble_and_ctrl_c_stops_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path().join("ens");
+/// `corral dev`, stopped with its nodes when the test ends, whether it passes or not.
+struct Dev(std::process::Child);
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            unsafe_sigint(self.0.id());
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// `corral dev` in `d`, once it says it is ready.
+fn start_dev(d: &std::path::Path) -> Dev {
     let mut dev = Command::new(env!("CARGO_BIN_EXE_corral"))
         .args(["dev", "--dir", d.to_str().expect("utf-8"), "--nodes", "3"])
         .stdout(Stdio::piped())
@@ -27,25 +37,30 @@ fn dev_brings_up_an_ensemble_and_ctrl_c_stops_it() {
     let mut line = String::new();
     BufReader::new(dev.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
     assert!(line.contains("3 nodes ready"), "{line:?}");
+    Dev(dev)
+}
+
+fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
+}
+
+#[test]
+fn dev_brings_up_an_ensemble_and_ctrl_c_stops_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("ens");
+    let mut dev = start_dev(&d);
 
     let cfg = d.join("client.toml");
     let c = cfg.to_str().expect("utf-8");
     assert!(corral(&["--config", c, "create", "/dev-test", "hi"]).status.success());
     let got = corral(&["--config", c, "get", "/dev-test"]);
     assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "hi");
-    let status = corral(&["--config", c, "--json", "status"]);
-    let rows: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&status.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let rows = json_lines(&corral(&["--config", c, "--json", "status"]));
     assert_eq!(rows.len(), 3);
     assert_eq!(rows.iter().filter(|r| r["role"] == "leader").count(), 1);
     // The recipes are deployed out of the box.
-    let ls = corral(&["--config", c, "--json", "plugin", "ls"]);
-    let names: Vec<String> = String::from_utf8_lossy(&ls.stdout)
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).expect("json line")["name"].as_str().unwrap_or("").to_string()
-        })
-        .collect();
+    let ls = json_lines(&corral(&["--config", c, "--json", "plugin", "ls"]));
+    let names: Vec<String> = ls.iter().map(|p| p["name"].as_str().unwrap_or("").to_string()).collect();
     for recipe in ["lock", "rwlock", "semaphore", "multilock", "barrier", "queue", "election", "counter", "registry"] {
         assert!(names.iter().any(|n| n == recipe), "{recipe} not deployed: {names:?}");
     }
@@ -66,15 +81,47 @@ fn dev_brings_up_an_ensemble_and_ctrl_c_stops_it() {
     let pids: Vec<i32> = (1..=3).map(|k| pid_of(k).expect("pid")).collect();
 
     // Ctrl-C.
-    let rc = unsafe_sigint(dev.id());
+    let rc = unsafe_sigint(dev.0.id());
     assert_eq!(rc, 0);
-    let exited = dev.wait().expect("dev exits");
+    let exited = dev.0.wait().expect("dev exits");
     assert!(exited.success(), "{exited:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(pids.iter().all(|&p| !alive(p)), "a node outlived corral dev");
+}
+
+/// `corral bench` runs every workload against `corral dev`, the README's pair: every steady
+/// workload completes operations without an error, and both failovers lose no write.
+#[test]
+fn bench_runs_every_workload_against_dev() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().join("ens");
+    let mut dev = start_dev(&d);
+    let cfg = d.join("client.toml");
+    let c = cfg.to_str().expect("utf-8");
+    let short = ["--clients", "2", "--contenders", "2", "--runs", "1", "--warmup", "200ms", "--duration", "300ms"];
+    let out = corral(&[&["--config", c, "--json", "bench"][..], &short[..]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}: {stdout}\n{}", out.status, &stderr[stderr.len().saturating_sub(500)..]);
+    let rows: Vec<_> = json_lines(&out).into_iter().filter(|r| r["summary"] == true).collect();
+    let steady = ["write", "read", "read-serializable", "ephemeral", "lock", "plugin", "builtin"];
+    for w in steady {
+        let row = rows.iter().find(|r| r["workload"] == w).unwrap_or_else(|| panic!("no {w} row: {rows:?}"));
+        assert!(row["ops"].as_u64() > Some(0), "{row}");
+        assert_eq!(row["errors"], 0, "{row}");
+        assert!(row["p50_us"].as_u64() > Some(0), "{row}");
+    }
+    for w in ["failover-kill", "failover-stop"] {
+        let row = rows.iter().find(|r| r["workload"] == w).unwrap_or_else(|| panic!("no {w} row: {rows:?}"));
+        assert_eq!(row["errors"], 0, "a write failed: {row}");
+        assert!(row["unavailable_ms"].as_u64() > Some(0), "{row}");
+    }
+    assert_eq!(rows.len(), steady.len() + 2, "{rows:?}");
+    assert_eq!(unsafe_sigint(dev.0.id()), 0);
+    assert!(dev.0.wait().expect("dev exits").success());
 }
 
 fn unsafe_sigint(pid: u32) -> i32 {

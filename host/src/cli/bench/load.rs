@@ -1,5 +1,10 @@
 //! The steady-load workloads: N clients in a closed loop for a fixed time, every operation's
 //! latency kept; a progress line on stderr once a second.
+//!
+//! The clients first run the workload unmeasured for the warm-up: their connections' handshakes,
+//! the first calls of a plugin just deployed, and whatever the ensemble is still doing after
+//! it started (`corral dev` reports ready while followers are still compiling the recipes) stay
+//! out of the figures. Only operations that start after the warm-up count.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,7 +16,7 @@ use corral_client::{Client, ClientConfig, ClientError, Consistency, CreateMode};
 use super::report::{server_cpu_ms, Run};
 use super::{Workload, PLUGIN};
 
-pub async fn run(cfg: &ClientConfig, w: Workload, n: u64, duration: Duration) -> Result<Run> {
+pub async fn run(cfg: &ClientConfig, w: Workload, n: u64, warmup: Duration, duration: Duration) -> Result<Run> {
     let clients: Vec<Client> = (0..n)
         .map(|i| Client::new(&cfg.pinned(&cfg.endpoints[i as usize % cfg.endpoints.len()])))
         .collect::<Result<_, _>>()?;
@@ -20,31 +25,39 @@ pub async fn run(cfg: &ClientConfig, w: Workload, n: u64, duration: Duration) ->
             c.start_session(10_000).await?;
         }
     }
-    let cpu_before = server_cpu_ms(cfg).await;
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
+    let measuring = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for (i, c) in clients.iter().enumerate() {
-        let (c, done, stop) = (c.clone(), done.clone(), stop.clone());
+        let (c, done, stop, measuring) = (c.clone(), done.clone(), stop.clone(), measuring.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0u64;
             let mut k = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 k += 1;
+                let counts = measuring.load(Ordering::Relaxed);
                 let t = Instant::now();
                 match one_op(&c, w, i, k).await {
-                    Ok(()) => {
+                    Ok(()) if counts => {
                         lat.push(t.elapsed());
                         done.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(_) => errors += 1,
+                    Err(_) if counts => errors += 1,
+                    _ => {}
                 }
             }
             (lat, errors)
         }));
     }
+    if !warmup.is_zero() {
+        eprint!("\r{} x{n}: warming up for {:.1}s   ", w.name(), warmup.as_secs_f64());
+        tokio::time::sleep(warmup).await;
+    }
+    let cpu_before = server_cpu_ms(cfg).await;
+    let start = Instant::now();
+    measuring.store(true, Ordering::Relaxed);
     let progress = tokio::spawn({
         let (done, stop) = (done.clone(), stop.clone());
         async move {

@@ -3,7 +3,8 @@
 //! connection, pinned to the endpoints in turn, so followers forward writes as they would for
 //! a real application.
 //!
-//! Every workload runs for `--duration` at each concurrency in `--clients`, `--runs` times;
+//! Every workload runs for `--duration` at each concurrency in `--clients`, `--runs` times,
+//! each run after a `--warmup` of the same load that is not measured;
 //! the table shows the median run and the spread (min–max) of throughput. A progress line on
 //! stderr shows each run as it goes; `--json` prints one object per run and per summary row.
 //! Server CPU is read from every member's status (`cpu_ms`) before and after a run.
@@ -65,6 +66,10 @@ pub struct BenchArgs {
     /// How long each run lasts (failover runs: until the ensemble has recovered).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     duration: Duration,
+    /// How long the clients of each run load the ensemble before it is measured (not for the
+    /// failover workloads, whose writer always runs before its fault).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
     /// Runs per row (the row shows their median and spread).
     #[arg(long, default_value_t = 3)]
     runs: u64,
@@ -78,10 +83,9 @@ pub async fn run(cfg: &ClientConfig, args: BenchArgs, j: bool) -> Result<()> {
         bail!("--clients, --contenders and --runs must be at least 1");
     }
     let workloads = if args.workload.is_empty() { Workload::value_variants().to_vec() } else { args.workload.clone() };
-    let admin = Client::new(cfg)?;
     let mut rows = Vec::new();
     for w in workloads {
-        prepare(&admin, w).await.with_context(|| format!("preparing the {} workload", w.name()))?;
+        prepare(cfg, w).await.with_context(|| format!("preparing the {} workload", w.name()))?;
         let concurrency: Vec<u64> = match w {
             Workload::Lock => vec![args.contenders],
             Workload::FailoverKill | Workload::FailoverStop => vec![1],
@@ -92,7 +96,7 @@ pub async fn run(cfg: &ClientConfig, args: BenchArgs, j: bool) -> Result<()> {
             for r in 0..args.runs {
                 let run = match w {
                     Workload::FailoverKill | Workload::FailoverStop => failover::run(cfg, w, args.duration).await?,
-                    _ => load::run(cfg, w, n, args.duration).await?,
+                    _ => load::run(cfg, w, n, args.warmup, args.duration).await?,
                 };
                 report::print_run(j, w, n, r + 1, &run);
                 runs.push(run);
@@ -124,7 +128,29 @@ async fn ensure_node(c: &Client, path: &str) -> Result<()> {
     }
 }
 
-async fn prepare(c: &Client, w: Workload) -> Result<()> {
+/// Prepare `w`'s nodes and plugins with a client of its own: a failover run before may have
+/// killed the node an older client was connected to. Every step is idempotent, so one that
+/// fails while the ensemble settles after a failover is tried again.
+async fn prepare(cfg: &ClientConfig, w: Workload) -> Result<()> {
+    const ATTEMPTS: u32 = 20;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let res = match Client::new(cfg) {
+            Ok(c) => prepare_with(&c, w).await,
+            Err(e) => Err(e.into()),
+        };
+        match res {
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::debug!("preparing {} (attempt {attempt}): {e:#}", w.name());
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            res => return res,
+        }
+    }
+}
+
+async fn prepare_with(c: &Client, w: Workload) -> Result<()> {
     ensure_node(c, "/bench").await?;
     match w {
         Workload::Lock => deploy(c, "lock", "lock").await,
