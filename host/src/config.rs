@@ -5,6 +5,7 @@
 //! id = 1
 //! listen = "127.0.0.1:0"      # port 0: pick one on first start, then keep it (data_dir/addr)
 //! data_dir = "node1"          # relative paths are relative to this file
+//! plugin_cache = "cache"      # optional; compiled plugins (default data_dir/plugin-cache)
 //! [tls]
 //! ca = "ca.pem"
 //! cert = "node1.pem"
@@ -37,6 +38,12 @@ pub struct NodeConfig {
     /// woken for every packet, and the wake-ups cost more than the work they share.
     #[serde(default)]
     pub worker_threads: Option<usize>,
+    /// Where compiled plugins are kept (default: `data_dir/plugin-cache`). Nodes of one machine
+    /// may share it (`corral dev` does): the leader compiles an upload before proposing it, so
+    /// the others load its artifact instead of compiling their own. Artifacts are keyed by the
+    /// code's hash and the engine's settings, and written whole or not at all.
+    #[serde(default)]
+    pub plugin_cache: Option<PathBuf>,
     pub tls: TlsConfig,
     #[serde(default)]
     pub raft: RaftConfig,
@@ -219,6 +226,11 @@ pub struct ConfigError {
 }
 
 impl NodeConfig {
+    /// Where compiled plugins are kept.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.plugin_cache.clone().unwrap_or_else(|| self.data_dir.join("plugin-cache"))
+    }
+
     /// Read and check `path`. Relative paths inside are resolved against its directory.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
         let err = |msg: String| ConfigError { file: path.display().to_string(), msg };
@@ -240,7 +252,8 @@ impl NodeConfig {
                 *p = base.join(&*p);
             }
         }
-        for p in [cfg.test.net_faults.as_mut(), cfg.test.clock_offset_file.as_mut()].into_iter().flatten() {
+        let optional = [cfg.plugin_cache.as_mut(), cfg.test.net_faults.as_mut(), cfg.test.clock_offset_file.as_mut()];
+        for p in optional.into_iter().flatten() {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -324,6 +337,16 @@ mod tests {
             assert!(e.contains("node.toml"), "{e:?} does not name the file");
             assert!(!e.contains('\n'), "{e:?} spans lines");
         }
+    }
+
+    #[test]
+    fn the_plugin_cache_is_under_the_data_dir_unless_set() {
+        let cfg = load(GOOD).expect("good");
+        assert_eq!(cfg.plugin_cache_dir(), cfg.data_dir.join("plugin-cache"));
+        let shared = load(&GOOD.replace("data_dir = \"d\"\n", "data_dir = \"d\"\nplugin_cache = \"cache\"\n"));
+        let shared = shared.expect("good");
+        assert!(shared.plugin_cache_dir().is_absolute(), "relative to the file");
+        assert!(shared.plugin_cache_dir().ends_with("cache"));
     }
 
     #[test]

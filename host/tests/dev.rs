@@ -64,6 +64,10 @@ fn dev_brings_up_an_ensemble_and_ctrl_c_stops_it() {
     for recipe in ["lock", "rwlock", "semaphore", "multilock", "barrier", "queue", "election", "counter", "registry"] {
         assert!(names.iter().any(|n| n == recipe), "{recipe} not deployed: {names:?}");
     }
+    // The nodes share one cache of compiled plugins: one artifact per recipe, none per node.
+    let artifacts = std::fs::read_dir(d.join("plugin-cache")).expect("shared cache").count();
+    assert_eq!(artifacts, names.len(), "{names:?}");
+    assert!((1..=3).all(|k| !d.join(format!("node{k}/plugin-cache")).exists()));
     // A pid file being rewritten by a restarting node reads as none for a moment.
     let pid_of =
         |k: u64| -> Option<i32> { std::fs::read_to_string(d.join(format!("node{k}/pid"))).ok()?.trim().parse().ok() };

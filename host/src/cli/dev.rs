@@ -70,13 +70,15 @@ fn prepare(dir: &Path, n: u64) -> Result<()> {
     Ok(())
 }
 
-/// Node `id`'s config in an ensemble of `n` on this machine: the nodes divide the cores.
+/// Node `id`'s config in an ensemble of `n` on this machine: the nodes divide the cores, and
+/// share compiled plugins (one compiles a recipe, the others load it).
 fn node_toml(id: u64, n: u64) -> String {
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let workers = (cores / n as usize).max(1);
     format!(
         "id = {id}\nlisten = \"127.0.0.1:0\"\ndata_dir = \"node{id}\"\n\
-         # The {n} nodes share this machine's {cores} cores.\nworker_threads = {workers}\n\n\
+         # The {n} nodes share this machine's {cores} cores.\nworker_threads = {workers}\n\
+         plugin_cache = \"plugin-cache\"\n\n\
          [tls]\nca = \"ca.pem\"\ncert = \"node{id}.pem\"\nkey = \"node{id}.key\"\n\n\
          [acl]\nadmins = [\"admin\"]\n"
     )

@@ -63,7 +63,7 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
     };
     let log = LogStore::open(&cfg.data_dir, wal_opts).context("opening the Raft log")?;
     let store = SledStore::open(&cfg.data_dir.join("state")).context("opening the state store")?;
-    let plugins = Plugins::new(&cfg.data_dir.join("plugin-cache")).context("starting the plugin runtime")?;
+    let plugins = Plugins::new(&cfg.plugin_cache_dir()).context("starting the plugin runtime")?;
     let state = State::new(Arc::new(store))
         .with_plugins(plugins.clone())
         .with_divergence(cfg.test.diverge)
