@@ -105,6 +105,11 @@ fn bench_runs_every_workload_against_dev() {
     let mut dev = start_dev(&d);
     let cfg = d.join("client.toml");
     let c = cfg.to_str().expect("utf-8");
+    for (bad, why) in [("--duration=0s", "--duration"), ("--runs=0", "--runs"), ("--clients=0", "--clients")] {
+        let out = corral(&["--config", c, "bench", "--workload", "write", bad]);
+        assert!(!out.status.success(), "{bad} accepted");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(why), "{bad}: {out:?}");
+    }
     let short = ["--clients", "2", "--contenders", "2", "--runs", "1", "--warmup", "200ms", "--duration", "300ms"];
     let out = corral(&[&["--config", c, "--json", "bench"][..], &short[..]].concat());
     let stderr = String::from_utf8_lossy(&out.stderr);

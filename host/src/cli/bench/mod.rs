@@ -82,6 +82,9 @@ pub async fn run(cfg: &ClientConfig, args: BenchArgs, j: bool) -> Result<()> {
     if args.clients.contains(&0) || args.contenders == 0 || args.runs == 0 {
         bail!("--clients, --contenders and --runs must be at least 1");
     }
+    if args.duration.is_zero() {
+        bail!("--duration must be longer than 0");
+    }
     let workloads = if args.workload.is_empty() { Workload::value_variants().to_vec() } else { args.workload.clone() };
     let mut rows = Vec::new();
     for w in workloads {
