@@ -175,33 +175,26 @@ async fn poll_status(cfg: &ClientConfig, addr: &str, deadline: Instant) -> Resul
     }
 }
 
-/// Deploy each bundled recipe under its own name, or upgrade it if this build's differs. All
-/// at once: the leader compiles each upload before proposing it, on a blocking thread, so the
-/// compiles share the machine's cores.
+/// Deploy each bundled recipe under its own name, or upgrade it if this build's differs.
 async fn deploy_recipes(client: &Client) -> Result<()> {
     let deployed = client.plugin_list(corral_client::Consistency::Linearizable).await?;
-    let one = |name: &'static str| {
-        let deployed = &deployed;
-        async move {
-            let path = format!("{}/{name}.wasm", crate::plugin::BUNDLED_DIR);
-            let wasm = std::fs::read(&path).with_context(|| format!("reading the bundled recipe {path}"))?;
-            let hash = crate::plugin::upload_hash(&wasm).map_err(anyhow::Error::msg)?;
-            match deployed.iter().find(|p| p.name == name) {
-                None => {
-                    client
-                        .plugin_deploy(name, wasm, Default::default())
-                        .await
-                        .with_context(|| format!("deploying {name}"))?;
-                }
-                Some(p) if p.hash != hash => {
-                    client.plugin_upgrade(name, wasm, None).await.with_context(|| format!("upgrading {name}"))?;
-                }
-                Some(_) => {}
+    for name in crate::plugin::RECIPES {
+        let path = format!("{}/{name}.wasm", crate::plugin::BUNDLED_DIR);
+        let wasm = std::fs::read(&path).with_context(|| format!("reading the bundled recipe {path}"))?;
+        let hash = crate::plugin::upload_hash(&wasm).map_err(anyhow::Error::msg)?;
+        match deployed.iter().find(|p| p.name == *name) {
+            None => {
+                client
+                    .plugin_deploy(name, wasm, Default::default())
+                    .await
+                    .with_context(|| format!("deploying {name}"))?;
             }
-            anyhow::Ok(())
+            Some(p) if p.hash != hash => {
+                client.plugin_upgrade(name, wasm, None).await.with_context(|| format!("upgrading {name}"))?;
+            }
+            Some(_) => {}
         }
-    };
-    futures_util::future::try_join_all(crate::plugin::RECIPES.iter().map(|name| one(name))).await?;
+    }
     Ok(())
 }
 
