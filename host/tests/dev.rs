@@ -14,20 +14,35 @@ fn alive(pid: i32) -> bool {
         && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
 }
 
-/// `corral dev`, stopped with its nodes when the test ends, whether it passes or not.
-struct Dev(std::process::Child);
+/// `corral dev` in a directory of its own, stopped with its nodes when the test ends, whether
+/// it passes or not.
+struct Dev {
+    child: std::process::Child,
+    /// The ensemble's directory (inside `_tmp`).
+    dir: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Dev {
+    /// The `--config` argument for a client of this ensemble.
+    fn config(&self) -> String {
+        self.dir.join("client.toml").to_str().expect("utf-8").to_string()
+    }
+}
 
 impl Drop for Dev {
     fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            unsafe_sigint(self.0.id());
-            let _ = self.0.wait();
+        if self.child.try_wait().ok().flatten().is_none() {
+            unsafe_sigint(self.child.id());
+            let _ = self.child.wait();
         }
     }
 }
 
-/// `corral dev` in `d`, once it says it is ready.
-fn start_dev(d: &std::path::Path) -> Dev {
+/// `corral dev`, once it says it is ready.
+fn start_dev() -> Dev {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path().join("ens");
     let mut dev = Command::new(env!("CARGO_BIN_EXE_corral"))
         .args(["dev", "--dir", d.to_str().expect("utf-8"), "--nodes", "3"])
         .stdout(Stdio::piped())
@@ -37,7 +52,7 @@ fn start_dev(d: &std::path::Path) -> Dev {
     let mut line = String::new();
     BufReader::new(dev.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
     assert!(line.contains("3 nodes ready"), "{line:?}");
-    Dev(dev)
+    Dev { child: dev, dir: d, _tmp: tmp }
 }
 
 fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
@@ -46,12 +61,9 @@ fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
 
 #[test]
 fn dev_brings_up_an_ensemble_and_ctrl_c_stops_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path().join("ens");
-    let mut dev = start_dev(&d);
-
-    let cfg = d.join("client.toml");
-    let c = cfg.to_str().expect("utf-8");
+    let mut dev = start_dev();
+    let (d, c) = (dev.dir.clone(), dev.config());
+    let c = c.as_str();
     assert!(corral(&["--config", c, "create", "/dev-test", "hi"]).status.success());
     let got = corral(&["--config", c, "get", "/dev-test"]);
     assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "hi");
@@ -85,9 +97,9 @@ fn dev_brings_up_an_ensemble_and_ctrl_c_stops_it() {
     let pids: Vec<i32> = (1..=3).map(|k| pid_of(k).expect("pid")).collect();
 
     // Ctrl-C.
-    let rc = unsafe_sigint(dev.0.id());
+    let rc = unsafe_sigint(dev.child.id());
     assert_eq!(rc, 0);
-    let exited = dev.0.wait().expect("dev exits");
+    let exited = dev.child.wait().expect("dev exits");
     assert!(exited.success(), "{exited:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
@@ -100,11 +112,9 @@ fn dev_brings_up_an_ensemble_and_ctrl_c_stops_it() {
 /// workload completes operations without an error, and both failovers lose no write.
 #[test]
 fn bench_runs_every_workload_against_dev() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path().join("ens");
-    let mut dev = start_dev(&d);
-    let cfg = d.join("client.toml");
-    let c = cfg.to_str().expect("utf-8");
+    let mut dev = start_dev();
+    let c = dev.config();
+    let c = c.as_str();
     for (bad, why) in [("--duration=0s", "--duration"), ("--runs=0", "--runs"), ("--clients=0", "--clients")] {
         let out = corral(&["--config", c, "bench", "--workload", "write", bad]);
         assert!(!out.status.success(), "{bad} accepted");
@@ -129,8 +139,8 @@ fn bench_runs_every_workload_against_dev() {
         assert!(row["unavailable_ms"].as_u64() > Some(0), "{row}");
     }
     assert_eq!(rows.len(), steady.len() + 2, "{rows:?}");
-    assert_eq!(unsafe_sigint(dev.0.id()), 0);
-    assert!(dev.0.wait().expect("dev exits").success());
+    assert_eq!(unsafe_sigint(dev.child.id()), 0);
+    assert!(dev.child.wait().expect("dev exits").success());
 }
 
 fn unsafe_sigint(pid: u32) -> i32 {

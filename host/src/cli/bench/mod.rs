@@ -139,11 +139,9 @@ async fn prepare(cfg: &ClientConfig, w: Workload) -> Result<()> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let res = match Client::new(cfg) {
-            Ok(c) => prepare_with(&c, w).await,
-            Err(e) => Err(e.into()),
-        };
-        match res {
+        // A client that cannot even be made (a bad config) fails at once.
+        let c = Client::new(cfg)?;
+        match prepare_with(&c, w).await {
             Err(e) if attempt < ATTEMPTS => {
                 tracing::debug!("preparing {} (attempt {attempt}): {e:#}", w.name());
                 tokio::time::sleep(Duration::from_millis(250)).await;
