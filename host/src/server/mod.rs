@@ -3,6 +3,7 @@
 
 mod client_conn;
 mod peer_conn;
+mod stream_order;
 mod streams;
 
 use std::net::{SocketAddr, UdpSocket};

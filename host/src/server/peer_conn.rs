@@ -2,11 +2,15 @@
 //! claims to come from another node (a vote or append whose leader/candidate id differs) is
 //! refused, so one node's key cannot speak for another.
 
+use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use anyhow::{bail, Result};
 use tokio_util::sync::CancellationToken;
 
+use super::stream_order::Turn;
 use super::streams::Outcome;
 use crate::api::Api;
 use crate::net::{identity_of, Identity};
@@ -30,11 +34,11 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
     // election tells the requests we forwarded to it to give up. Close ours, so those fail
     // now (their clients resend) and the next call dials again.
     api.pool.peer_reconnected(peer).await;
-    super::streams::serve(&conn, &stop, move |req: Result<PeerRequest, _>| {
+    super::streams::serve(&conn, &stop, move |turn, req: Result<PeerRequest, _>| {
         let api = api.clone();
         async move {
             let resp = match req {
-                Ok(req) => handle(&api, peer, req).await,
+                Ok(req) => handle(&api, peer, req, turn).await,
                 Err(e) => PeerResponse::Refused(format!("malformed peer request: {e}")),
             };
             // The test fault layer: a response to `peer` may be lost or late, like a request.
@@ -45,7 +49,7 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
     .await
 }
 
-async fn handle(api: &Api, peer: u64, req: PeerRequest) -> PeerResponse {
+async fn handle(api: &Api, peer: u64, req: PeerRequest, turn: Turn) -> PeerResponse {
     let claimed = match &req {
         PeerRequest::AppendEntries(r) => Some(r.vote.leader_id().voted_for()),
         PeerRequest::Vote(r) => Some(r.vote.leader_id().voted_for()),
@@ -61,8 +65,10 @@ async fn handle(api: &Api, peer: u64, req: PeerRequest) -> PeerResponse {
             return PeerResponse::Refused(format!("node {peer} sent a request on behalf of {claimed:?}"));
         }
     }
+    // Only appends keep their place; every other request ends its turn now.
+    let turn = matches!(req, PeerRequest::AppendEntries(_)).then_some(turn);
     match req {
-        PeerRequest::AppendEntries(r) => PeerResponse::AppendEntries(api.raft.append_entries(r).await),
+        PeerRequest::AppendEntries(r) => PeerResponse::AppendEntries(in_turn(turn, api.raft.append_entries(r)).await),
         PeerRequest::Vote(r) => PeerResponse::Vote(api.raft.vote(r).await),
         PeerRequest::InstallSnapshot(r) => PeerResponse::InstallSnapshot(api.raft.install_snapshot(r).await),
         PeerRequest::Forward(ctx, r) => PeerResponse::Forward(api.handle(r, ctx, true).await),
@@ -76,5 +82,21 @@ async fn handle(api: &Api, peer: u64, req: PeerRequest) -> PeerResponse {
         }
         PeerRequest::ReadIndex => PeerResponse::ReadIndex(api.leader_read_index().await),
         PeerRequest::Digest(index) => PeerResponse::Digest(api.digest_at(index).await),
+    }
+}
+
+/// Hand an AppendEntries to Raft in the order the leader sent it (see `stream_order`), then wait
+/// for its answer without holding up the next. openraft's `Raft::append_entries` queues the
+/// request for the Raft core when first polled, so one poll in turn is enough.
+async fn in_turn<T>(turn: Option<Turn>, submit: impl Future<Output = T>) -> T {
+    if let Some(turn) = &turn {
+        turn.wait().await;
+    }
+    let mut submit = pin!(submit);
+    let first = futures_util::poll!(submit.as_mut());
+    drop(turn);
+    match first {
+        Poll::Ready(r) => r,
+        Poll::Pending => submit.await,
     }
 }

@@ -10,6 +10,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use super::stream_order::{StreamOrder, Turn};
+
 /// What a request gets back: one frame, or a stream of them (an event stream) that ends when
 /// the sender is dropped or the client goes away.
 pub enum Outcome<Resp> {
@@ -17,19 +19,24 @@ pub enum Outcome<Resp> {
     Many(tokio::sync::mpsc::Receiver<Resp>),
 }
 
-/// Serve streams on `conn` until it closes or `stop` fires; each request runs on its own task.
+/// Serve streams on `conn` until it closes or `stop` fires; each request runs on its own task,
+/// with its stream's [`Turn`] (drop it at once unless the request must keep its place).
 pub async fn serve<Req, Resp, F, Fut>(conn: &quinn::Connection, stop: &CancellationToken, handle: F) -> Result<()>
 where
     Req: DeserializeOwned + Send + 'static,
     Resp: Serialize + Send + Sync + 'static,
-    F: Fn(Result<Req, FrameError>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Turn, Result<Req, FrameError>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Outcome<Resp>> + Send + 'static,
 {
+    let order = StreamOrder::new();
     loop {
         let (mut tx, mut rx) = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             s = conn.accept_bi() => s?,
         };
+        // Taken as the stream is accepted, in the order the peer opened its streams; the task
+        // below may run after a later stream's.
+        let turn = order.take();
         let handle = handle.clone();
         tokio::spawn(async move {
             // A caller that gave up (timed out, went away) stops the stream: stop working for
@@ -38,7 +45,7 @@ where
             // good, and once the peer's stream limit is used up every request on the
             // connection times out (found by the nemesis, seed 1: a node could not forward to
             // the leader for a minute after a partition healed).
-            let work = handle(frame::read_last::<Req, _>(&mut rx).await);
+            let work = handle(turn, frame::read_last::<Req, _>(&mut rx).await);
             let outcome = tokio::select! {
                 o = work => o,
                 _ = tx.stopped() => return,

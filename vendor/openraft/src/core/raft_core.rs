@@ -817,7 +817,12 @@ where
         let target_node = self.engine.state.membership_state.effective().get_node(&target).unwrap();
 
         let membership_log_id = self.engine.state.membership_state.effective().log_id();
-        let network = self.network.new_client(target.clone(), target_node).await;
+        // corral patch (pipelined replication): a client for each request in flight: two
+        // AppendEntries with logs and a heartbeat.
+        let mut networks = Vec::with_capacity(3);
+        for _ in 0..3 {
+            networks.push(self.network.new_client(target.clone(), target_node).await);
+        }
         let snapshot_network = self.network.new_client(target.clone(), target_node).await;
 
         let leader = self.engine.leader.as_ref().unwrap();
@@ -830,7 +835,7 @@ where
             self.config.clone(),
             self.engine.state.committed().cloned(),
             progress_entry.matching,
-            network,
+            networks,
             snapshot_network,
             self.log_store.get_log_reader().await,
             self.sm_handle.new_snapshot_reader(),

@@ -7,11 +7,16 @@ pub(crate) mod request;
 pub(crate) mod request_id;
 pub(crate) mod response;
 
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyerror::AnyError;
 use futures::future::FutureExt;
+use futures::stream::FuturesOrdered;
+use futures::StreamExt;
 pub(crate) use replication_session_id::ReplicationSessionId;
 use request::Data;
 use request::DataWithId;
@@ -33,6 +38,7 @@ use crate::error::HigherVote;
 use crate::error::PayloadTooLarge;
 use crate::error::RPCError;
 use crate::error::ReplicationClosed;
+use crate::error::RaftError;
 use crate::error::ReplicationError;
 use crate::error::Timeout;
 use crate::log_id::LogIdOptionExt;
@@ -62,6 +68,32 @@ use crate::RaftTypeConfig;
 use crate::StorageError;
 use crate::StorageIOError;
 use crate::Vote;
+
+/// corral patch: what an AppendEntries in flight was sent for.
+pub(crate) struct SentAppend<C: RaftTypeConfig> {
+    log_ids: DataWithId<LogIdRange<C::NodeId>>,
+    sending_range: LogIdRange<C::NodeId>,
+    leader_time: InstantOf<C>,
+    timeout: Duration,
+}
+
+/// corral patch: an AppendEntries' answer, `Err(())` when it timed out.
+type AppendOutcome<C> = Result<
+    Result<
+        AppendEntriesResponse<<C as RaftTypeConfig>::NodeId>,
+        RPCError<<C as RaftTypeConfig>::NodeId, <C as RaftTypeConfig>::Node, RaftError<<C as RaftTypeConfig>::NodeId>>,
+    >,
+    (),
+>;
+
+/// corral patch: an AppendEntries in flight, with the network client it holds.
+type InFlightAppend<C, Net> = Pin<Box<dyn Future<Output = (Net, SentAppend<C>, AppendOutcome<C>)> + Send>>;
+
+/// corral patch: what the replication loop woke for.
+enum Step<T, E> {
+    Done(Option<T>),
+    Event(Option<E>),
+}
 
 /// The handle to a spawned replication stream.
 pub(crate) struct ReplicationHandle<C>
@@ -105,8 +137,18 @@ where
     /// RaftCore drops the only non-weak tx, the Receiver `rx_repl` will be closed.
     weak_tx_event: mpsc::WeakUnboundedSender<Replicate<C>>,
 
-    /// The `RaftNetwork` interface for replicating logs and heartbeat.
-    network: N::Network,
+    /// The idle `RaftNetwork` clients for replicating logs and heartbeats (corral patch: one
+    /// per request in flight, see `main`).
+    networks: Vec<N::Network>,
+
+    /// corral patch: the AppendEntries in flight, oldest first.
+    in_flight: FuturesOrdered<InFlightAppend<C, N::Network>>,
+
+    /// corral patch: a heartbeat is in flight; the next waits for it.
+    heartbeat_in_flight: bool,
+
+    /// corral patch: send nothing before this instant (the target was unreachable).
+    hold_until: Option<InstantOf<C>>,
 
     /// Another `RaftNetwork` specific for snapshot replication.
     ///
@@ -139,8 +181,11 @@ where
     /// Last matching log id on a follower/learner
     matching: Option<LogId<C::NodeId>>,
 
-    /// Next replication action to run.
-    next_action: Option<Data<C>>,
+    /// Replication actions to run, in order (corral patch: a queue, the engine pipelines).
+    pending: VecDeque<Data<C>>,
+
+    /// A heartbeat (the committed index, or a leadership check) is to be sent.
+    heartbeat_due: bool,
 
     /// Appropriate number of entries to send.
     /// This is only used by AppendEntries RPC.
@@ -163,7 +208,7 @@ where
         config: Arc<Config>,
         committed: Option<LogId<C::NodeId>>,
         matching: Option<LogId<C::NodeId>>,
-        network: N::Network,
+        networks: Vec<N::Network>,
         snapshot_network: N::Network,
         log_reader: LS::LogReader,
         snapshot_reader: SnapshotReader<C>,
@@ -184,7 +229,10 @@ where
         let this = Self {
             target,
             session_id,
-            network,
+            networks,
+            in_flight: FuturesOrdered::new(),
+            heartbeat_in_flight: false,
+            hold_until: None,
             snapshot_network: Arc::new(Mutex::new(snapshot_network)),
             snapshot_state: None,
             backoff: None,
@@ -196,7 +244,8 @@ where
             tx_raft_core,
             rx_event,
             weak_tx_event: tx_event.downgrade(),
-            next_action: None,
+            pending: VecDeque::new(),
+            heartbeat_due: false,
             entries_hint: Default::default(),
         };
 
@@ -208,129 +257,199 @@ where
         }
     }
 
+    /// corral patch (pipelined replication): up to two AppendEntries with logs (the engine sends
+    /// no more, see `ProgressEntry::pipelined`) and one heartbeat are in flight at once, each on
+    /// a network client of its own. Their results are handled in the order the requests were
+    /// sent, so RaftCore sees them in that order whatever order the answers come in.
     #[tracing::instrument(level="debug", skip(self), fields(session=%self.session_id, target=display(&self.target), cluster=%self.config.cluster_name))]
     async fn main(mut self) -> Result<(), ReplicationClosed> {
         loop {
-            let action = self.next_action.take();
+            if self.in_flight.is_empty() {
+                // Nothing to wait for but events. After an unreachable target, hold off first.
+                if let Some(until) = self.hold_until.take() {
+                    self.backoff_drain_events(until).await?;
+                }
+                if !self.has_work() {
+                    let event =
+                        self.rx_event.recv().await.ok_or(ReplicationClosed::new("rx_repl is closed in main()"))?;
+                    self.process_event(event);
+                }
+                self.try_drain_events().await?;
+            }
 
-            let Some(d) = action else {
-                self.drain_events_with_backoff().await?;
+            if let Some(end) = self.start_actions().await {
+                return end;
+            }
+            if self.in_flight.is_empty() {
                 continue;
+            }
+
+            let step = select! {
+                biased;
+                done = self.in_flight.next() => Step::Done(done),
+                event = self.rx_event.recv() => Step::Event(event),
+            };
+            match step {
+                Step::Done(None) => {}
+                Step::Done(Some((network, sent, res))) => {
+                    self.networks.push(network);
+                    if sent.log_ids.request_id() == RequestId::HeartBeat {
+                        self.heartbeat_in_flight = false;
+                    }
+                    let request_id = sent.log_ids.request_id();
+                    let log_data = sent.log_ids.clone();
+                    let res = self.finish_append(sent, res);
+                    if let Some(end) = self.after_action(request_id, Some(log_data), res) {
+                        return end;
+                    }
+                }
+                Step::Event(event) => {
+                    let event = event.ok_or(ReplicationClosed::new("rx_repl is closed in main()"))?;
+                    self.process_event(event);
+                    self.try_drain_events().await?;
+                }
+            }
+        }
+    }
+
+    /// Whether an action waits to be started.
+    fn has_work(&self) -> bool {
+        !self.pending.is_empty() || self.heartbeat_due
+    }
+
+    /// Start the pending actions, in order, while there are network clients for them. A
+    /// heartbeat goes only when no logs wait (they carry the commit index too), and one at a
+    /// time. `Some` ends the replication stream.
+    async fn start_actions(&mut self) -> Option<Result<(), ReplicationClosed>> {
+        while self.hold_until.is_none() {
+            let d = match self.pending.front() {
+                Some(Data::Logs(_)) if self.networks.is_empty() => return None,
+                Some(_) => self.pending.pop_front().unwrap(),
+                None if self.heartbeat_due && !self.heartbeat_in_flight && !self.networks.is_empty() => {
+                    self.heartbeat_due = false;
+                    Data::Heartbeat
+                }
+                None => return None,
             };
 
-            // Backup the log data for retrying.
-            let mut log_data = None;
-
-            tracing::debug!(replication_data = display(&d), "{} send replication RPC", func_name!());
+            tracing::debug!(replication_data = display(&d), "{} start replication action", func_name!());
 
             let request_id = d.request_id();
-
+            let mut log_data = None;
             let res = match d {
                 Data::Heartbeat => {
                     let m = &self.matching;
                     // request_id==None will be ignored by RaftCore.
                     let d = DataWithId::new(RequestId::new_heartbeat(), LogIdRange::new(m.clone(), m.clone()));
-
                     log_data = Some(d.clone());
-                    self.send_log_entries(d).await
+                    self.start_append(d).await
                 }
                 Data::Logs(log) => {
+                    // Logs carry the commit index: no heartbeat needed for it.
+                    self.heartbeat_due = false;
                     log_data = Some(log.clone());
-                    self.send_log_entries(log).await
+                    self.start_append(log).await
                 }
                 Data::Snapshot(snap) => self.stream_snapshot(snap).await,
                 Data::SnapshotCallback(resp) => self.handle_snapshot_callback(resp),
             };
-
-            tracing::debug!(res = debug(&res), "replication action done");
-
-            match res {
-                Ok(next) => {
-                    // reset backoff at once if replication succeeds
-                    self.backoff = None;
-
-                    // If the RPC was successful but not finished, continue.
-                    if let Some(next) = next {
-                        self.next_action = Some(next);
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error=%err, "error replication to target={}", self.target);
-
-                    match err {
-                        ReplicationError::Closed(closed) => {
-                            return Err(closed);
-                        }
-                        ReplicationError::HigherVote(h) => {
-                            let _ = self.tx_raft_core.send(Notify::Network {
-                                response: Response::HigherVote {
-                                    target: self.target,
-                                    higher: h.higher,
-                                    sender_vote: self.session_id.vote_ref().clone(),
-                                },
-                            });
-                            return Ok(());
-                        }
-                        ReplicationError::StorageError(error) => {
-                            tracing::error!(error=%error, "error replication to target={}", self.target);
-
-                            // TODO: report this error
-                            let _ = self.tx_raft_core.send(Notify::Network {
-                                response: Response::StorageError { error },
-                            });
-                            return Ok(());
-                        }
-                        ReplicationError::RPCError(err) => {
-                            tracing::error!(err = display(&err), "RPCError");
-
-                            let retry = match &err {
-                                RPCError::Timeout(_) => false,
-                                RPCError::Unreachable(_unreachable) => {
-                                    // If there is an [`Unreachable`] error, we will backoff for a
-                                    // period of time. Backoff will be reset if there is a
-                                    // successful RPC is sent.
-                                    if self.backoff.is_none() {
-                                        self.backoff = Some(self.network.backoff());
-                                    }
-                                    false
-                                }
-                                RPCError::PayloadTooLarge(too_large) => {
-                                    self.update_hint(too_large);
-
-                                    // PayloadTooLarge is a retryable error: retry at once.
-                                    self.next_action = Some(Data::Logs(log_data.unwrap()));
-                                    true
-                                }
-                                RPCError::Network(_) => false,
-                                RPCError::RemoteError(_) => false,
-                            };
-
-                            if retry {
-                                debug_assert!(self.next_action.is_some(), "next_action must be Some");
-                            } else {
-                                self.send_progress_error(request_id, err);
-                            }
-                        }
-                    };
-                }
-            };
-
-            self.drain_events_with_backoff().await?;
+            if let Some(end) = self.after_action(request_id, log_data, res) {
+                return Some(end);
+            }
         }
+        None
     }
 
-    async fn drain_events_with_backoff(&mut self) -> Result<(), ReplicationClosed> {
-        if let Some(b) = &mut self.backoff {
-            let duration = b.next().unwrap_or_else(|| {
-                tracing::warn!("backoff exhausted, using default");
-                Duration::from_millis(500)
-            });
+    /// Handle what an action ended with: queue what follows it, report an error to RaftCore, or
+    /// end the stream (`Some`).
+    fn after_action(
+        &mut self,
+        request_id: RequestId,
+        log_data: Option<DataWithId<LogIdRange<C::NodeId>>>,
+        res: Result<Option<Data<C>>, ReplicationError<C::NodeId, C::Node>>,
+    ) -> Option<Result<(), ReplicationClosed>> {
+        tracing::debug!(res = debug(&res), "replication action done");
 
-            self.backoff_drain_events(C::now() + duration).await?;
-        }
+        match res {
+            Ok(next) => {
+                // reset backoff at once if replication succeeds
+                self.backoff = None;
 
-        self.drain_events().await?;
-        Ok(())
+                // If the RPC was successful but not finished, continue: before anything else.
+                if let Some(next) = next {
+                    self.pending.push_front(next);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error=%err, "error replication to target={}", self.target);
+
+                match err {
+                    ReplicationError::Closed(closed) => {
+                        return Some(Err(closed));
+                    }
+                    ReplicationError::HigherVote(h) => {
+                        let _ = self.tx_raft_core.send(Notify::Network {
+                            response: Response::HigherVote {
+                                target: self.target.clone(),
+                                higher: h.higher,
+                                sender_vote: self.session_id.vote_ref().clone(),
+                            },
+                        });
+                        return Some(Ok(()));
+                    }
+                    ReplicationError::StorageError(error) => {
+                        tracing::error!(error=%error, "error replication to target={}", self.target);
+
+                        // TODO: report this error
+                        let _ = self.tx_raft_core.send(Notify::Network {
+                            response: Response::StorageError { error },
+                        });
+                        return Some(Ok(()));
+                    }
+                    ReplicationError::RPCError(err) => {
+                        tracing::error!(err = display(&err), "RPCError");
+
+                        let retry = match &err {
+                            RPCError::Timeout(_) => false,
+                            RPCError::Unreachable(_unreachable) => {
+                                // If there is an [`Unreachable`] error, we will backoff for a
+                                // period of time. Backoff will be reset if there is a
+                                // successful RPC is sent.
+                                if self.backoff.is_none() {
+                                    self.backoff = self.networks.last().map(|n| n.backoff());
+                                }
+                                false
+                            }
+                            RPCError::PayloadTooLarge(too_large) => {
+                                self.update_hint(too_large);
+
+                                // PayloadTooLarge is a retryable error: retry at once.
+                                self.pending.push_front(Data::Logs(log_data.unwrap()));
+                                true
+                            }
+                            RPCError::Network(_) => false,
+                            RPCError::RemoteError(_) => false,
+                        };
+
+                        if !retry {
+                            self.send_progress_error(request_id, err);
+                        }
+                    }
+                };
+
+                // Hold off sending while the target is unreachable.
+                if self.hold_until.is_none() {
+                    if let Some(b) = &mut self.backoff {
+                        let duration = b.next().unwrap_or_else(|| {
+                            tracing::warn!("backoff exhausted, using default");
+                            Duration::from_millis(500)
+                        });
+                        self.hold_until = Some(C::now() + duration);
+                    }
+                }
+            }
+        };
+        None
     }
 
     /// When a [`PayloadTooLarge`] error is received, update the hint for the next several RPC.
@@ -352,14 +471,13 @@ where
         }
     }
 
-    /// Send an AppendEntries RPC to the target.
+    /// Send an AppendEntries RPC to the target on an idle network client, without waiting for
+    /// its answer: `finish_append` handles that when it comes.
     ///
     /// This request will timeout if no response is received within the
     /// configured heartbeat interval.
-    ///
-    /// If an RPC is made but not completely finished, it returns the next action expected to do.
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn send_log_entries(
+    async fn start_append(
         &mut self,
         log_ids: DataWithId<LogIdRange<C::NodeId>>,
     ) -> Result<Option<Data<C>>, ReplicationError<C::NodeId, C::Node>> {
@@ -452,9 +570,37 @@ where
             self.config.heartbeat_interval
         );
 
-        let the_timeout = Duration::from_millis(self.config.heartbeat_interval);
-        let option = RPCOption::new(the_timeout);
-        let res = C::timeout(the_timeout, self.network.append_entries(payload, option)).await;
+        if request_id == RequestId::HeartBeat {
+            self.heartbeat_in_flight = true;
+        }
+        let timeout = Duration::from_millis(self.config.heartbeat_interval);
+        let mut network = self.networks.pop().expect("start_actions checked for an idle network client");
+        let sent = SentAppend {
+            log_ids,
+            sending_range,
+            leader_time,
+            timeout,
+        };
+        self.in_flight.push_back(Box::pin(async move {
+            let res = C::timeout(timeout, network.append_entries(payload, RPCOption::new(timeout))).await;
+            (network, sent, res.map_err(|_elapsed| ()))
+        }));
+        Ok(None)
+    }
+
+    /// Handle the answer to an AppendEntries sent by `start_append`.
+    fn finish_append(
+        &mut self,
+        sent: SentAppend<C>,
+        res: AppendOutcome<C>,
+    ) -> Result<Option<Data<C>>, ReplicationError<C::NodeId, C::Node>> {
+        let SentAppend {
+            log_ids,
+            sending_range,
+            leader_time,
+            timeout,
+        } = sent;
+        let request_id = log_ids.request_id();
 
         tracing::debug!("append_entries res: {:?}", res);
 
@@ -463,7 +609,7 @@ where
                 action: RPCTypes::AppendEntries,
                 id: self.session_id.vote_ref().leader_id().voted_for().unwrap(),
                 target: self.target.clone(),
-                timeout: the_timeout,
+                timeout,
             };
             RPCError::Timeout(to)
         })?; // return Timeout error
@@ -539,8 +685,11 @@ where
 
         match &replication_result.result {
             Ok(matching) => {
-                self.validate_matching(matching.clone());
-                self.matching = matching.clone();
+                // corral patch (pipelined replication): a later request may be answered before
+                // the rest of an earlier, partially accepted one: keep the greatest.
+                if matching > &self.matching {
+                    self.matching = matching.clone();
+                }
             }
             Err(_conflict) => {
                 // Conflict is not allowed to be less than the current matching.
@@ -566,6 +715,7 @@ where
     /// - otherwise panic, consider it as a bug.
     ///
     /// [`loosen-follower-log-revert`]: crate::docs::feature_flags#feature-flag-loosen-follower-log-revert
+    #[allow(dead_code)] // corral patch: pipelined answers may report a smaller matching
     fn validate_matching(&self, matching: Option<LogId<C::NodeId>>) {
         if cfg!(feature = "loosen-follower-log-revert") {
             if self.matching > matching {
@@ -620,28 +770,6 @@ where
         }
     }
 
-    /// Receive and process events from RaftCore, until `next_action` is filled.
-    ///
-    /// It blocks until at least one event is received.
-    #[tracing::instrument(level = "trace", skip_all)]
-    pub async fn drain_events(&mut self) -> Result<(), ReplicationClosed> {
-        tracing::debug!("drain_events");
-
-        // If there is next action to run, do not block waiting for events,
-        // instead, just try the best to drain all events.
-        if self.next_action.is_none() {
-            let event =
-                self.rx_event.recv().await.ok_or(ReplicationClosed::new("rx_repl is closed in drain_event()"))?;
-            self.process_event(event);
-        }
-
-        // Returning from process_event(), next_action is never None.
-
-        self.try_drain_events().await?;
-
-        Ok(())
-    }
-
     #[tracing::instrument(level = "trace", skip(self))]
     pub async fn try_drain_events(&mut self) -> Result<(), ReplicationClosed> {
         tracing::debug!("{}", func_name!());
@@ -679,26 +807,14 @@ where
 
                 self.committed = c;
 
-                // If there is no action, fill in an heartbeat action to send committed index.
-                if self.next_action.is_none() {
-                    self.next_action = Some(Data::new_heartbeat());
-                }
+                // Send the committed index: with the next logs if some wait, else a heartbeat
+                // (corral patch: even while logs are in flight, so followers apply sooner).
+                self.heartbeat_due = true;
             }
             Replicate::Heartbeat => {
-                // Never overwrite action with payload.
-                if self.next_action.is_none() {
-                    self.next_action = Some(Data::new_heartbeat());
-                }
+                self.heartbeat_due = true;
             }
             Replicate::Data(d) => {
-                // TODO: Currently there is at most 1 in flight data. But in future RaftCore may send next data
-                //       actions without waiting for the previous to finish.
-                debug_assert!(
-                    !self.next_action.as_ref().map(|d| d.has_payload()).unwrap_or(false),
-                    "there can not be two actions with payload in flight, curr: {}",
-                    self.next_action.as_ref().map(|d| d.to_string()).display()
-                );
-
                 if cfg!(debug_assertions) {
                     match &d {
                         Data::SnapshotCallback(_) => {
@@ -716,7 +832,9 @@ where
                     }
                 }
 
-                self.next_action = Some(d);
+                // corral patch (pipelined replication): RaftCore may send the next logs before
+                // the previous are answered; they queue here in order.
+                self.pending.push_back(d);
             }
         }
     }

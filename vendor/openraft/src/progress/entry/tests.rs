@@ -1,5 +1,7 @@
 use std::borrow::Borrow;
 
+use validit::Validate; // corral patch
+
 use crate::progress::entry::ProgressEntry;
 use crate::progress::inflight::Inflight;
 use crate::raft_state::LogStateReader;
@@ -341,5 +343,120 @@ fn test_next_send() -> anyhow::Result<()> {
         let res = pe.next_send(&LogState::new(6, 10, 20), 5);
         assert_eq!(Ok(&inflight_logs(7, 12).with_id(1)), res);
     }
+    Ok(())
+}
+
+// corral patch (pipelined replication): a second request at line rate, and the answers that
+// may come for it.
+
+/// A follower at line rate: `matching` 7, the leader's log up to `last`.
+fn at_line_rate(last: u64) -> (ProgressEntry<u64>, LogState) {
+    let mut pe = ProgressEntry::empty(8);
+    pe.matching = Some(log_id(7));
+    (pe, LogState::new(6, 6, last))
+}
+
+#[test]
+fn test_pipelined_only_at_line_rate_and_one_at_a_time() -> anyhow::Result<()> {
+    let (mut pe, _) = at_line_rate(10);
+    assert_eq!(Ok(&inflight_logs(7, 10).with_id(1)), pe.next_send(&LogState::new(6, 6, 10), 100));
+    // Nothing new: nothing to pipeline.
+    assert_eq!(Err(&inflight_logs(7, 10).with_id(1)), pe.next_send(&LogState::new(6, 6, 10), 100));
+    // New entries go at once, bounded by max_entries, after what is in flight.
+    assert_eq!(Ok(&inflight_logs(10, 13).with_id(2)), pe.next_send(&LogState::new(6, 6, 15), 3));
+    // Two in flight: the rest waits.
+    assert_eq!(Err(&inflight_logs(7, 10).with_id(1)), pe.next_send(&LogState::new(6, 6, 15), 3));
+    pe.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // A probe of a binary search (its start is not known to match) is never pipelined.
+    let mut probing = ProgressEntry::empty(20);
+    probing.inflight = inflight_logs(10, 11).with_id(1);
+    probing.curr_inflight_id = 1;
+    assert_eq!(Err(&inflight_logs(10, 11).with_id(1)), probing.next_send(&LogState::new(6, 6, 30), 100));
+    Ok(())
+}
+
+#[test]
+fn test_pipelined_answers_in_order() -> anyhow::Result<()> {
+    let (mut pe, _) = at_line_rate(10);
+    pe.next_send(&LogState::new(6, 6, 10), 100).unwrap();
+    pe.next_send(&LogState::new(6, 6, 12), 100).unwrap();
+
+    pe.update_matching(1, Some(log_id(10)))?;
+    assert_eq!(Some(log_id(10)), pe.matching);
+    assert_eq!(inflight_logs(10, 12).with_id(2), pe.inflight, "the pipelined request is next");
+    assert_eq!(Inflight::None, pe.pipelined);
+
+    pe.update_matching(2, Some(log_id(12)))?;
+    assert_eq!(Some(log_id(12)), pe.matching);
+    assert_eq!(Inflight::None, pe.inflight);
+    assert_eq!(13, pe.searching_end);
+    Ok(())
+}
+
+#[test]
+fn test_pipelined_refused_before_the_first_is_answered() -> anyhow::Result<()> {
+    // It reached the follower first: forget it, keep the first, resend after it.
+    let (mut pe, _) = at_line_rate(10);
+    pe.next_send(&LogState::new(6, 6, 10), 100).unwrap();
+    pe.next_send(&LogState::new(6, 6, 12), 100).unwrap();
+    pe.update_conflicting(Some(2), 10)?;
+    assert_eq!(inflight_logs(7, 10).with_id(1), pe.inflight);
+    assert_eq!(Inflight::None, pe.pipelined);
+    assert_eq!(8, pe.searching_end, "a refusal of a pipelined request says nothing of the log");
+
+    pe.update_matching(1, Some(log_id(10)))?;
+    assert_eq!(Ok(&inflight_logs(10, 12).with_id(3)), pe.next_send(&LogState::new(6, 6, 12), 100));
+    Ok(())
+}
+
+#[test]
+fn test_pipelined_refused_after_the_first_was_accepted_is_stale() -> anyhow::Result<()> {
+    // Answered in order, but the follower handled them in the other order: the second's
+    // conflict is below `matching`. Not a lost log: send again from `matching`.
+    let (mut pe, _) = at_line_rate(10);
+    pe.next_send(&LogState::new(6, 6, 10), 100).unwrap();
+    pe.next_send(&LogState::new(6, 6, 12), 100).unwrap();
+    pe.update_matching(1, Some(log_id(10)))?;
+    pe.update_conflicting(Some(2), 10)?;
+    assert_eq!(Inflight::None, pe.inflight);
+    assert_eq!(Some(log_id(10)), pe.matching);
+    assert_eq!(11, pe.searching_end);
+    assert_eq!(Ok(&inflight_logs(10, 12).with_id(3)), pe.next_send(&LogState::new(6, 6, 12), 100));
+    Ok(())
+}
+
+#[test]
+fn test_pipelined_accepted_before_the_first_is_answered() -> anyhow::Result<()> {
+    // The follower accepted the second: it holds the first too. The first's answer is stale.
+    let (mut pe, _) = at_line_rate(10);
+    pe.next_send(&LogState::new(6, 6, 10), 100).unwrap();
+    pe.next_send(&LogState::new(6, 6, 12), 100).unwrap();
+    pe.update_matching(2, Some(log_id(12)))?;
+    assert_eq!(Some(log_id(12)), pe.matching);
+    assert_eq!(Inflight::None, pe.inflight);
+    assert_eq!(Inflight::None, pe.pipelined);
+
+    pe.update_matching(1, Some(log_id(10)))?;
+    pe.update_conflicting(Some(1), 7)?;
+    assert_eq!(Some(log_id(12)), pe.matching, "stale answers change nothing");
+    assert_eq!(13, pe.searching_end);
+    Ok(())
+}
+
+#[test]
+fn test_cleared_requests_answers_are_stale_and_unknown_ids_are_errors() -> anyhow::Result<()> {
+    // What an RPC error on the first request does (`ReplicationHandler::update_progress`).
+    let (mut pe, _) = at_line_rate(10);
+    pe.next_send(&LogState::new(6, 6, 10), 100).unwrap();
+    pe.next_send(&LogState::new(6, 6, 12), 100).unwrap();
+    pe.clear_inflight();
+    pe.update_matching(2, Some(log_id(12)))?;
+    pe.update_conflicting(Some(1), 7)?;
+    assert_eq!(Inflight::None, pe.inflight, "the cleared requests' answers are stale");
+    assert_eq!(Some(log_id(7)), pe.matching);
+    assert_eq!(8, pe.searching_end);
+
+    assert!(pe.update_matching(99, Some(log_id(12))).is_err(), "an id never sent is a bug");
     Ok(())
 }

@@ -296,14 +296,14 @@ where C: RaftTypeConfig
                     // Reset inflight state and it will retry.
                     let p = self.leader.progress.get_mut(&target).unwrap();
 
-                    debug_assert!(
-                        p.inflight.is_my_id(request_id),
-                        "inflight({:?}) id should match: {}",
-                        p.inflight,
-                        request_id
-                    );
-
-                    p.inflight = Inflight::None;
+                    // corral patch (pipelined replication): a failed request clears what was
+                    // pipelined after it too (it cannot be accepted without it); the answer to
+                    // a request cleared that way is stale and ignored.
+                    if p.inflight.is_my_id(request_id) || p.pipelined.is_my_id(request_id) {
+                        p.clear_inflight();
+                    } else {
+                        tracing::debug!(request_id = display(request_id), "stale replication error ignored");
+                    }
                 }
             }
         };
@@ -337,7 +337,8 @@ where C: RaftTypeConfig
         for (target, prog_entry) in self.leader.progress.iter_mut() {
             if target != &self.config.id {
                 // Reset and resend(by self.send_to_all()) replication requests.
-                prog_entry.inflight = Inflight::None;
+                // corral patch: the pipelined request too.
+                prog_entry.clear_inflight();
 
                 targets.push((target.clone(), prog_entry.clone()));
             }
