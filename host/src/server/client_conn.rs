@@ -20,8 +20,9 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
     let identity = Arc::new(who);
     // The session this connection is bound to (0: none); set by create/attach, cleared by close.
     let bound = Arc::new(AtomicU64::new(0));
-    // A client's requests keep no order between streams: each turn ends as its request starts.
-    super::streams::serve(&conn, &stop, move |_turn, req: Result<RequestFrame, _>| {
+    // A client's requests keep no order between streams (a client that needs one waits for
+    // each answer).
+    super::streams::serve(&conn, &stop, false, move |_turn, req: Result<RequestFrame, _>| {
         let (api, bound, identity) = (api.clone(), bound.clone(), identity.clone());
         async move {
             let req = match req {

@@ -34,7 +34,7 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
     // election tells the requests we forwarded to it to give up. Close ours, so those fail
     // now (their clients resend) and the next call dials again.
     api.pool.peer_reconnected(peer).await;
-    super::streams::serve(&conn, &stop, move |turn, req: Result<PeerRequest, _>| {
+    super::streams::serve(&conn, &stop, true, move |turn, req: Result<PeerRequest, _>| {
         let api = api.clone();
         async move {
             let resp = match req {
@@ -49,7 +49,7 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
     .await
 }
 
-async fn handle(api: &Api, peer: u64, req: PeerRequest, turn: Turn) -> PeerResponse {
+async fn handle(api: &Api, peer: u64, req: PeerRequest, turn: Option<Turn>) -> PeerResponse {
     let claimed = match &req {
         PeerRequest::AppendEntries(r) => Some(r.vote.leader_id().voted_for()),
         PeerRequest::Vote(r) => Some(r.vote.leader_id().voted_for()),
@@ -66,7 +66,7 @@ async fn handle(api: &Api, peer: u64, req: PeerRequest, turn: Turn) -> PeerRespo
         }
     }
     // Only appends keep their place; every other request ends its turn now.
-    let turn = matches!(req, PeerRequest::AppendEntries(_)).then_some(turn);
+    let turn = turn.filter(|_| matches!(req, PeerRequest::AppendEntries(_)));
     match req {
         PeerRequest::AppendEntries(r) => PeerResponse::AppendEntries(in_turn(turn, api.raft.append_entries(r)).await),
         PeerRequest::Vote(r) => PeerResponse::Vote(api.raft.vote(r).await),

@@ -19,13 +19,19 @@ pub enum Outcome<Resp> {
     Many(tokio::sync::mpsc::Receiver<Resp>),
 }
 
-/// Serve streams on `conn` until it closes or `stop` fires; each request runs on its own task,
-/// with its stream's [`Turn`] (drop it at once unless the request must keep its place).
-pub async fn serve<Req, Resp, F, Fut>(conn: &quinn::Connection, stop: &CancellationToken, handle: F) -> Result<()>
+/// Serve streams on `conn` until it closes or `stop` fires; each request runs on its own task.
+/// With `ordered`, each gets its stream's [`Turn`] (to drop at once unless the request must
+/// keep its place).
+pub async fn serve<Req, Resp, F, Fut>(
+    conn: &quinn::Connection,
+    stop: &CancellationToken,
+    ordered: bool,
+    handle: F,
+) -> Result<()>
 where
     Req: DeserializeOwned + Send + 'static,
     Resp: Serialize + Send + Sync + 'static,
-    F: Fn(Turn, Result<Req, FrameError>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Option<Turn>, Result<Req, FrameError>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Outcome<Resp>> + Send + 'static,
 {
     let order = StreamOrder::new();
@@ -36,7 +42,7 @@ where
         };
         // Taken as the stream is accepted, in the order the peer opened its streams; the task
         // below may run after a later stream's.
-        let turn = order.take();
+        let turn = ordered.then(|| order.take());
         let handle = handle.clone();
         tokio::spawn(async move {
             // A caller that gave up (timed out, went away) stops the stream: stop working for
