@@ -372,8 +372,10 @@ where
 
         match res {
             Ok(next) => {
-                // reset backoff at once if replication succeeds
+                // reset backoff at once if replication succeeds (corral patch: and the hold an
+                // earlier request's error set: the target answers)
                 self.backoff = None;
+                self.hold_until = None;
 
                 // If the RPC was successful but not finished, continue: before anything else.
                 if let Some(next) = next {
