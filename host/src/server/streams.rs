@@ -34,7 +34,7 @@ where
     F: Fn(Option<Turn>, Result<Req, FrameError>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Outcome<Resp>> + Send + 'static,
 {
-    let order = StreamOrder::new();
+    let order = ordered.then(StreamOrder::new);
     loop {
         let (mut tx, mut rx) = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
@@ -42,7 +42,7 @@ where
         };
         // Taken as the stream is accepted, in the order the peer opened its streams; the task
         // below may run after a later stream's.
-        let turn = ordered.then(|| order.take());
+        let turn = order.as_ref().map(|o| o.take());
         let handle = handle.clone();
         tokio::spawn(async move {
             // A caller that gave up (timed out, went away) stops the stream: stop working for

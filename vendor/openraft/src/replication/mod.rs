@@ -293,10 +293,10 @@ where
                 Step::Done(None) => {}
                 Step::Done(Some((network, sent, res))) => {
                     self.networks.push(network);
-                    if sent.log_ids.request_id() == RequestId::HeartBeat {
+                    let request_id = sent.log_ids.request_id();
+                    if request_id == RequestId::HeartBeat {
                         self.heartbeat_in_flight = false;
                     }
-                    let request_id = sent.log_ids.request_id();
                     let log_data = sent.log_ids.clone();
                     let res = self.finish_append(sent, res);
                     if let Some(end) = self.after_action(request_id, Some(log_data), res) {
@@ -327,7 +327,7 @@ where
                 Some(_) => self.pending.pop_front().unwrap(),
                 None if self.heartbeat_due && !self.heartbeat_in_flight && !self.networks.is_empty() => {
                     self.heartbeat_due = false;
-                    Data::Heartbeat
+                    Data::new_heartbeat()
                 }
                 None => return None,
             };
@@ -708,33 +708,6 @@ where
                 },
             }
         });
-    }
-
-    /// Validate the value for updating matching log id.
-    ///
-    /// If the matching log id is reverted to a smaller value:
-    /// - log a warning message if [`loosen-follower-log-revert`] feature flag is enabled;
-    /// - otherwise panic, consider it as a bug.
-    ///
-    /// [`loosen-follower-log-revert`]: crate::docs::feature_flags#feature-flag-loosen-follower-log-revert
-    #[allow(dead_code)] // corral patch: pipelined answers may report a smaller matching
-    fn validate_matching(&self, matching: Option<LogId<C::NodeId>>) {
-        if cfg!(feature = "loosen-follower-log-revert") {
-            if self.matching > matching {
-                tracing::warn!(
-                    "follower log is reverted from {} to {}; with 'loosen-follower-log-revert' enabled, this is allowed",
-                    self.matching.display(),
-                    matching.display(),
-                );
-            }
-        } else {
-            debug_assert!(
-                self.matching <= matching,
-                "follower log is reverted from {} to {}",
-                self.matching.display(),
-                matching.display(),
-            );
-        }
     }
 
     /// Drain all events in the channel in backoff mode, i.e., there was an un-retry-able error and

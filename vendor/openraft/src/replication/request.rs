@@ -136,7 +136,6 @@ where C: RaftTypeConfig
 impl<C> Data<C>
 where C: RaftTypeConfig
 {
-    #[allow(dead_code)] // corral patch: the replication loop keeps a flag for it
     pub(crate) fn new_heartbeat() -> Self {
         Self::Heartbeat
     }
@@ -167,17 +166,6 @@ where C: RaftTypeConfig
             Self::Logs(l) => l.request_id(),
             Self::Snapshot(s) => s.request_id(),
             Self::SnapshotCallback(r) => r.request_id(),
-        }
-    }
-
-    /// Return true if the data includes any payload, i.e., not a heartbeat.
-    #[allow(dead_code)] // corral patch: no longer asserted, logs may queue
-    pub(crate) fn has_payload(&self) -> bool {
-        match self {
-            Self::Heartbeat => false,
-            Self::Logs(_) => true,
-            Self::Snapshot(_) => true,
-            Self::SnapshotCallback(_) => true,
         }
     }
 }

@@ -90,16 +90,16 @@ impl<NID: NodeId> ProgressEntry<NID> {
     ///
     /// `prev_log_id` is never inflight.
     pub(crate) fn is_log_range_inflight(&self, upto: &LogId<NID>) -> bool {
-        // corral patch: `pipelined` starts where `inflight` ends, so `inflight` decides, but a
-        // cleared `inflight` (see `clear_inflight`) never leaves `pipelined` set.
-        [&self.inflight, &self.pipelined].into_iter().any(|inflight| match inflight {
+        // corral patch: `pipelined` needs no check: it is set only while `inflight` holds the
+        // logs before it (see `validate`), which start lower.
+        match &self.inflight {
             Inflight::None => false,
             Inflight::Logs { log_id_range, .. } => {
                 let lid = Some(upto.clone());
                 lid > log_id_range.prev
             }
             Inflight::Snapshot { last_log_id: _, .. } => false,
-        })
+        }
     }
 
     /// corral patch: forget every request in flight; their responses, if any come, are stale.
@@ -147,8 +147,8 @@ impl<NID: NodeId> ProgressEntry<NID> {
             // matches ours up to the pipelined request's start, which is where the first
             // ends). The first's own answer, when it comes, is stale.
             self.pipelined.ack(request_id, matching.clone())?;
-            self.inflight = std::mem::replace(&mut self.pipelined, Inflight::None);
-            self.inflight_was_pipelined = !self.inflight.is_none();
+            self.inflight = Inflight::None;
+            self.promote_pipelined();
         } else {
             self.inflight.ack(request_id, matching.clone())?;
             self.promote_pipelined();
@@ -351,10 +351,9 @@ impl<NID: NodeId> ProgressEntry<NID> {
             return Err(&self.inflight);
         }
 
-        let prev = log_state.prev_log_id(start);
         let last = log_state.prev_log_id(end);
         self.curr_inflight_id += 1;
-        self.pipelined = Inflight::logs(prev, last).with_id(self.curr_inflight_id);
+        self.pipelined = Inflight::logs(sent_upto, last).with_id(self.curr_inflight_id);
         Ok(&self.pipelined)
     }
 

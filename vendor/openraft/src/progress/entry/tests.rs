@@ -349,16 +349,16 @@ fn test_next_send() -> anyhow::Result<()> {
 // corral patch (pipelined replication): a second request at line rate, and the answers that
 // may come for it.
 
-/// A follower at line rate: `matching` 7, the leader's log up to `last`.
-fn at_line_rate(last: u64) -> (ProgressEntry<u64>, LogState) {
+/// A follower at line rate: `matching` 7.
+fn at_line_rate() -> ProgressEntry<u64> {
     let mut pe = ProgressEntry::empty(8);
     pe.matching = Some(log_id(7));
-    (pe, LogState::new(6, 6, last))
+    pe
 }
 
 #[test]
 fn test_pipelined_only_at_line_rate_and_one_at_a_time() -> anyhow::Result<()> {
-    let (mut pe, _) = at_line_rate(10);
+    let mut pe = at_line_rate();
     assert_eq!(Ok(&inflight_logs(7, 10).with_id(1)), pe.next_send(&LogState::new(6, 6, 10), 100));
     // Nothing new: nothing to pipeline.
     assert_eq!(Err(&inflight_logs(7, 10).with_id(1)), pe.next_send(&LogState::new(6, 6, 10), 100));
@@ -378,7 +378,7 @@ fn test_pipelined_only_at_line_rate_and_one_at_a_time() -> anyhow::Result<()> {
 
 #[test]
 fn test_pipelined_answers_in_order() -> anyhow::Result<()> {
-    let (mut pe, _) = at_line_rate(10);
+    let mut pe = at_line_rate();
     pe.next_send(&LogState::new(6, 6, 10), 100).unwrap();
     pe.next_send(&LogState::new(6, 6, 12), 100).unwrap();
 
@@ -397,7 +397,7 @@ fn test_pipelined_answers_in_order() -> anyhow::Result<()> {
 #[test]
 fn test_pipelined_refused_before_the_first_is_answered() -> anyhow::Result<()> {
     // It reached the follower first: forget it, keep the first, resend after it.
-    let (mut pe, _) = at_line_rate(10);
+    let mut pe = at_line_rate();
     pe.next_send(&LogState::new(6, 6, 10), 100).unwrap();
     pe.next_send(&LogState::new(6, 6, 12), 100).unwrap();
     pe.update_conflicting(Some(2), 10)?;
@@ -414,7 +414,7 @@ fn test_pipelined_refused_before_the_first_is_answered() -> anyhow::Result<()> {
 fn test_pipelined_refused_after_the_first_was_accepted_is_stale() -> anyhow::Result<()> {
     // Answered in order, but the follower handled them in the other order: the second's
     // conflict is below `matching`. Not a lost log: send again from `matching`.
-    let (mut pe, _) = at_line_rate(10);
+    let mut pe = at_line_rate();
     pe.next_send(&LogState::new(6, 6, 10), 100).unwrap();
     pe.next_send(&LogState::new(6, 6, 12), 100).unwrap();
     pe.update_matching(1, Some(log_id(10)))?;
@@ -429,7 +429,7 @@ fn test_pipelined_refused_after_the_first_was_accepted_is_stale() -> anyhow::Res
 #[test]
 fn test_pipelined_accepted_before_the_first_is_answered() -> anyhow::Result<()> {
     // The follower accepted the second: it holds the first too. The first's answer is stale.
-    let (mut pe, _) = at_line_rate(10);
+    let mut pe = at_line_rate();
     pe.next_send(&LogState::new(6, 6, 10), 100).unwrap();
     pe.next_send(&LogState::new(6, 6, 12), 100).unwrap();
     pe.update_matching(2, Some(log_id(12)))?;
@@ -447,7 +447,7 @@ fn test_pipelined_accepted_before_the_first_is_answered() -> anyhow::Result<()> 
 #[test]
 fn test_cleared_requests_answers_are_stale_and_unknown_ids_are_errors() -> anyhow::Result<()> {
     // What an RPC error on the first request does (`ReplicationHandler::update_progress`).
-    let (mut pe, _) = at_line_rate(10);
+    let mut pe = at_line_rate();
     pe.next_send(&LogState::new(6, 6, 10), 100).unwrap();
     pe.next_send(&LogState::new(6, 6, 12), 100).unwrap();
     pe.clear_inflight();
