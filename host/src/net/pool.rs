@@ -34,6 +34,17 @@ impl PeerError {
 /// How long a dial may take before it is given up (it runs on its own, see `connection`).
 const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The round trip a new connection may start with, beyond which it is taken to have waited for
+/// a silent peer (stopped, partitioned) rather than for a far one, and is replaced at once by
+/// a fresh dial (see `dial`): four times the least any dial to the peer ended with, plus
+/// slack for a loaded machine's handshake; before any was seen, `FIRST_RTT_LIMIT`.
+fn rtt_limit(floor: Option<Duration>) -> Duration {
+    floor.map_or(FIRST_RTT_LIMIT, |f| f * 4 + Duration::from_millis(20))
+}
+
+/// See [`rtt_limit`]: more than a handshake costs across any network an ensemble spans.
+const FIRST_RTT_LIMIT: Duration = Duration::from_millis(500);
+
 /// A connection younger than this is kept when its peer dials us (see `peer_reconnected`).
 const FRESH: Duration = Duration::from_secs(1);
 
@@ -47,6 +58,9 @@ enum Slot {
 
 type Conns = Arc<Mutex<HashMap<u64, Slot>>>;
 
+/// The least round trip seen on a connection to each peer.
+type RttFloors = Arc<std::sync::Mutex<HashMap<u64, Duration>>>;
+
 pub struct PeerPool {
     endpoint: quinn::Endpoint,
     config: quinn::ClientConfig,
@@ -54,13 +68,21 @@ pub struct PeerPool {
     /// it so a dead peer does not stall RPCs to live ones.
     conns: Conns,
     dials: std::sync::atomic::AtomicU64,
+    rtt_floors: RttFloors,
     /// Test-only network faults (`[test] net_faults`).
     faults: Option<std::sync::Arc<super::faults::NetFaults>>,
 }
 
 impl PeerPool {
     pub fn new(endpoint: quinn::Endpoint, config: quinn::ClientConfig) -> Self {
-        PeerPool { endpoint, config, conns: Conns::default(), dials: Default::default(), faults: None }
+        PeerPool {
+            endpoint,
+            config,
+            conns: Conns::default(),
+            dials: Default::default(),
+            rtt_floors: Default::default(),
+            faults: None,
+        }
     }
 
     pub fn with_faults(mut self, faults: Option<std::sync::Arc<super::faults::NetFaults>>) -> Self {
@@ -119,18 +141,36 @@ impl PeerPool {
     ) -> Result<watch::Receiver<Option<Result<quinn::Connection, String>>>, PeerError> {
         let sock: SocketAddr =
             addr.parse().map_err(|e| PeerError::Connect(target, format!("address {addr:?}: {e}")))?;
-        let connecting = self
-            .endpoint
-            .connect_with(self.config.clone(), sock, &node_server_name(target))
-            .map_err(|e| PeerError::Connect(target, e.to_string()))?;
+        let (endpoint, config, name) = (self.endpoint.clone(), self.config.clone(), node_server_name(target));
+        let connect = move || {
+            endpoint.connect_with(config.clone(), sock, &name).map_err(|e| PeerError::Connect(target, e.to_string()))
+        };
+        let connecting = connect()?;
         let (tx, rx) = watch::channel(None);
         let (conns, addr) = (self.conns.clone(), addr.to_string());
+        let floors = self.rtt_floors.clone();
         tokio::spawn(async move {
-            let res = match tokio::time::timeout(DIAL_TIMEOUT, connecting).await {
-                Ok(Ok(c)) => Ok(c),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err("connect timed out".to_string()),
-            };
+            let mut res = finish_dial(connecting).await;
+            // A dial that waited for a silent peer starts its connection with a round-trip
+            // estimate as long as the wait (the peer answers Initial packets that sat in its
+            // socket), and quinn paces and times retransmissions by it: RPCs on it crawl for a
+            // second or more. A stopped leader, continued, then heard no append from the new
+            // one for ~0.7 s and stood for election, unseating it (failover-stop runs). The
+            // peer answers now, so a second dial takes a real sample.
+            let floor = floors.lock().unwrap_or_else(|e| e.into_inner()).get(&target).copied();
+            if let Some(slow) = res.as_ref().ok().filter(|c| c.rtt() > rtt_limit(floor)) {
+                tracing::info!(target, rtt = ?slow.rtt(), ?floor, "a dial waited for a silent peer: dialing again");
+                slow.close(0u32.into(), b"redialing: the handshake waited for a silent peer");
+                res = match connect() {
+                    Ok(connecting) => finish_dial(connecting).await,
+                    Err(e) => Err(e.to_string()),
+                };
+            }
+            if let Ok(c) = &res {
+                let mut floors = floors.lock().unwrap_or_else(|e| e.into_inner());
+                let floor = floors.entry(target).or_insert(c.rtt());
+                *floor = (*floor).min(c.rtt());
+            }
             {
                 let mut g = conns.lock().await;
                 if matches!(g.get(&target), Some(Slot::Dialing(n, a, _)) if *n == no && *a == addr) {
@@ -225,6 +265,14 @@ impl PeerPool {
 
     pub fn endpoint(&self) -> &quinn::Endpoint {
         &self.endpoint
+    }
+}
+
+async fn finish_dial(connecting: quinn::Connecting) -> Result<quinn::Connection, String> {
+    match tokio::time::timeout(DIAL_TIMEOUT, connecting).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("connect timed out".to_string()),
     }
 }
 

@@ -40,6 +40,9 @@ fn prefix_within(entries: &[openraft::Entry<TypeConfig>], budget: u64) -> usize 
 pub struct Network {
     pub id: u64,
     pub pool: Arc<PeerPool>,
+    /// How long replication to an unreachable peer pauses between attempts: the heartbeat
+    /// interval (see [`PeerLink::backoff`]).
+    pub retry: Duration,
 }
 
 pub struct PeerLink {
@@ -47,13 +50,14 @@ pub struct PeerLink {
     target: u64,
     addr: String,
     pool: Arc<PeerPool>,
+    retry: Duration,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerLink;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerLink {
-        PeerLink { id: self.id, target, addr: node.addr.clone(), pool: self.pool.clone() }
+        PeerLink { id: self.id, target, addr: node.addr.clone(), pool: self.pool.clone(), retry: self.retry }
     }
 }
 
@@ -81,6 +85,17 @@ impl PeerLink {
 }
 
 impl RaftNetwork<TypeConfig> for PeerLink {
+    /// openraft pauses replication to a peer it cannot reach for 500 ms by default, longer
+    /// than a follower's election timeout (150–300 ms on a LAN). A follower back from a pause
+    /// (SIGSTOP, a VM migration, a healed partition) then heard nothing from the leader for
+    /// up to half a second and stood for election: its candidacy fails, but its newer term
+    /// unseats the leader (failover-stop runs: ~0.3 s without a leader after the stopped node
+    /// was continued). An attempt while the peer is away is cheap: it waits on the pool's one
+    /// dial to the peer, it does not start one.
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(self.retry))
+    }
+
     /// openraft 0.9 bounds an AppendEntries by the heartbeat interval and its batches by entry
     /// count, not bytes: a batch of large values could never arrive in time (nor fit a
     /// frame). So send a prefix of at most `APPEND_BYTES` (always one entry at least) and

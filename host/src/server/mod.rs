@@ -90,7 +90,7 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
     }
     .validate()
     .context("raft settings")?;
-    let network = Network { id: cfg.id, pool: pool.clone() };
+    let network = Network { id: cfg.id, pool: pool.clone(), retry: Duration::from_millis(heartbeat) };
     let raft = Raft::new(cfg.id, Arc::new(raft_config), network, log, sm).await.context("starting raft")?;
 
     if !cfg.initial_members.is_empty() && !raft.is_initialized().await? {
