@@ -18,13 +18,6 @@ use crate::net::{PeerError, PeerPool};
 /// Bytes of entries one AppendEntries carries at most (beyond its first entry).
 const APPEND_BYTES: u64 = 512 * 1024;
 
-/// How long an AppendEntries that carries entries may take. openraft bounds every append by
-/// the heartbeat interval (50 ms on a LAN); a follower catching up after a partition receives
-/// full batches, which it must write and fsync, and in 50 ms it may never manage one: it then
-/// stays behind for good (found by the nemesis, seed 1, partition + membership). Heartbeats
-/// (no entries) keep the short bound, so leadership checks stay fast.
-const CATCH_UP_TTL: Duration = Duration::from_secs(2);
-
 /// How many of `entries`, from the first, fit in `budget` bytes (at least one, if any).
 fn prefix_within(entries: &[openraft::Entry<TypeConfig>], budget: u64) -> usize {
     let mut used = 0u64;
@@ -108,8 +101,10 @@ impl RaftNetwork<TypeConfig> for PeerLink {
         let keep = prefix_within(&rpc.entries, APPEND_BYTES);
         let partial = (keep < rpc.entries.len()).then(|| rpc.entries[keep - 1].log_id);
         rpc.entries.truncate(keep);
-        let ttl = if rpc.entries.is_empty() { option.hard_ttl() } else { option.hard_ttl().max(CATCH_UP_TTL) };
-        let resp = match self.call(PeerRequest::AppendEntries(rpc), ttl).await? {
+        // openraft bounds the whole call by the heartbeat interval itself, entries or not (a
+        // follower catching up still gets them: its Raft core goes on with an append whose
+        // caller gave up, and the next probe finds them there).
+        let resp = match self.call(PeerRequest::AppendEntries(rpc), option.hard_ttl()).await? {
             PeerResponse::AppendEntries(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))?,
             other => return Err(self.unexpected(other)),
         };
