@@ -58,7 +58,7 @@ enum Slot {
 
 type Conns = Arc<Mutex<HashMap<u64, Slot>>>;
 
-/// The least round trip seen on a connection to each peer.
+/// The least round trip each peer's dials ended with (see [`rtt_limit`]).
 type RttFloors = Arc<std::sync::Mutex<HashMap<u64, Duration>>>;
 
 pub struct PeerPool {
@@ -142,10 +142,8 @@ impl PeerPool {
         let sock: SocketAddr =
             addr.parse().map_err(|e| PeerError::Connect(target, format!("address {addr:?}: {e}")))?;
         let (endpoint, config, name) = (self.endpoint.clone(), self.config.clone(), node_server_name(target));
-        let connect = move || {
-            endpoint.connect_with(config.clone(), sock, &name).map_err(|e| PeerError::Connect(target, e.to_string()))
-        };
-        let connecting = connect()?;
+        let connect = move || endpoint.connect_with(config.clone(), sock, &name).map_err(|e| e.to_string());
+        let connecting = connect().map_err(|e| PeerError::Connect(target, e))?;
         let (tx, rx) = watch::channel(None);
         let (conns, addr) = (self.conns.clone(), addr.to_string());
         let floors = self.rtt_floors.clone();
@@ -163,13 +161,13 @@ impl PeerPool {
                 slow.close(0u32.into(), b"redialing: the handshake waited for a silent peer");
                 res = match connect() {
                     Ok(connecting) => finish_dial(connecting).await,
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(e),
                 };
             }
             if let Ok(c) = &res {
+                let rtt = c.rtt();
                 let mut floors = floors.lock().unwrap_or_else(|e| e.into_inner());
-                let floor = floors.entry(target).or_insert(c.rtt());
-                *floor = (*floor).min(c.rtt());
+                floors.entry(target).and_modify(|f| *f = (*f).min(rtt)).or_insert(rtt);
             }
             {
                 let mut g = conns.lock().await;
@@ -268,6 +266,7 @@ impl PeerPool {
     }
 }
 
+/// The handshake's outcome, waited for at most `DIAL_TIMEOUT`.
 async fn finish_dial(connecting: quinn::Connecting) -> Result<quinn::Connection, String> {
     match tokio::time::timeout(DIAL_TIMEOUT, connecting).await {
         Ok(Ok(c)) => Ok(c),
