@@ -1487,7 +1487,8 @@ where
             let utime = self.engine.state.vote_last_modified();
             let timer_config = &self.engine.config.timer_config;
 
-            let mut election_timeout = if current_vote.is_committed() {
+            // corral patch: not the lease of a leader that has asked for a newer term.
+            let mut election_timeout = if current_vote.is_committed() && !self.engine.leader_resigned() {
                 timer_config.leader_lease + timer_config.election_timeout
             } else {
                 timer_config.election_timeout

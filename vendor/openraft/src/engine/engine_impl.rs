@@ -79,6 +79,11 @@ where C: RaftTypeConfig
     /// should be greater.
     pub(crate) seen_greater_log: bool,
 
+    /// corral patch: a committed vote whose leader has since asked this node for a newer term
+    /// (it restarted and campaigns, see `startup`). Its leadership of that vote is over, so the
+    /// leader lease no longer protects it; see `leader_resigned`.
+    pub(crate) resigned: Option<Vote<C::NodeId>>,
+
     /// Represents the Leader state.
     pub(crate) leader: LeaderState<C>,
 
@@ -104,6 +109,7 @@ where C: RaftTypeConfig
             config,
             state: Valid::new(init_state),
             seen_greater_log: false,
+            resigned: None,
             leader: None,
             candidate: None,
             output: EngineOutput::new(4096),
@@ -281,7 +287,7 @@ where C: RaftTypeConfig
     pub(crate) fn handle_vote_req(&mut self, req: VoteRequest<C::NodeId>) -> VoteResponse<C::NodeId> {
         let now = C::now();
         let lease = self.config.timer_config.leader_lease;
-        let vote = self.state.vote_ref();
+        let vote = self.state.vote_ref().clone();
 
         // Make default vote-last-modified a low enough value, that expires leader lease.
         let vote_utime = self.state.vote_last_modified().unwrap_or_else(|| now - lease - Duration::from_millis(1));
@@ -306,7 +312,16 @@ where C: RaftTypeConfig
         // `startup`) disrupts nothing, so the lease does not hold it back.
         let from_own_leader = req.vote.leader_id().voted_for() == vote.leader_id().voted_for();
 
-        if vote.is_committed() && !from_own_leader {
+        // corral patch: and once its leader asks for a newer term, the lease of the vote it
+        // had is over for every candidate, even if this node refuses the request (the
+        // restarted leader lost its unflushed last entries, which this node holds). Without
+        // this, the voters holding those entries refused each other's campaigns by the lease
+        // too, and waited out lease + election timeout (~0.55 s after a kill -9).
+        if from_own_leader && vote.is_committed() && req.vote > vote {
+            self.resigned = Some(vote.clone());
+        }
+
+        if vote.is_committed() && !from_own_leader && !self.leader_resigned() {
             // Current leader lease has not yet expired, reject voting request
             if now <= vote_utime + lease {
                 tracing::info!(
@@ -730,6 +745,13 @@ where C: RaftTypeConfig
 
     pub(crate) fn is_there_greater_log(&self) -> bool {
         self.seen_greater_log
+    }
+
+    /// corral patch: whether the leader of this node's committed vote asked for a newer term,
+    /// which ends its lease: this node then campaigns after an election timeout without the
+    /// lease, and grants others' campaigns without waiting for the lease.
+    pub(crate) fn leader_resigned(&self) -> bool {
+        self.resigned.as_ref() == Some(self.state.vote_ref())
     }
 
     /// Set that there is greater last log id found.

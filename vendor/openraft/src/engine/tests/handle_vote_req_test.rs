@@ -213,3 +213,110 @@ fn test_handle_vote_req_granted_follower_learner_does_not_emit_update_server_sta
     }
     Ok(())
 }
+
+// corral patch 2: the lease does not hold back the leader this node follows when it asks for
+// a newer term (it restarted and campaigns).
+#[test]
+fn test_handle_vote_req_own_leader_not_held_by_lease() -> anyhow::Result<()> {
+    let mut eng = eng();
+    eng.config.id = 0;
+    eng.state.vote.update(TokioInstant::now(), Vote::new_committed(2, 1));
+    eng.vote_handler().update_internal_server_state();
+    eng.output.clear_commands();
+
+    let resp = eng.handle_vote_req(VoteRequest {
+        vote: Vote::new(3, 1),
+        last_log_id: None,
+    });
+
+    assert_eq!(VoteResponse::new(Vote::new(3, 1), None, true), resp);
+    assert_eq!(Vote::new(3, 1), *eng.state.vote_ref());
+    Ok(())
+}
+
+// corral patch: a leader that asks for a newer term has ended its lease, even when this node
+// refuses it by log (it lost its unflushed last entry in a crash). Another voter's campaign
+// is then judged by log alone, not held back by the lease of the gone leader.
+#[test]
+fn test_handle_vote_req_own_leader_refused_by_log_ends_lease() -> anyhow::Result<()> {
+    let mut eng = eng();
+    eng.config.id = 0;
+    eng.state.vote.update(TokioInstant::now(), Vote::new_committed(2, 1));
+    eng.state.log_ids = LogIdList::new(vec![log_id(2, 1, 3)]);
+    eng.vote_handler().update_internal_server_state();
+    eng.output.clear_commands();
+
+    // Before the leader asks, the lease holds back another candidate.
+    let resp = eng.handle_vote_req(VoteRequest {
+        vote: Vote::new(3, 2),
+        last_log_id: Some(log_id(2, 1, 3)),
+    });
+    assert!(!resp.vote_granted);
+    assert!(!eng.leader_resigned());
+
+    // The restarted leader, without its last entry, is refused by log, and the vote stays.
+    let resp = eng.handle_vote_req(VoteRequest {
+        vote: Vote::new(3, 1),
+        last_log_id: Some(log_id(2, 1, 2)),
+    });
+    assert_eq!(
+        VoteResponse::new(Vote::new_committed(2, 1), Some(log_id(2, 1, 3)), false),
+        resp
+    );
+    assert_eq!(Vote::new_committed(2, 1), *eng.state.vote_ref());
+    assert!(eng.leader_resigned());
+
+    // The other voter, holding that entry, is granted at once.
+    let resp = eng.handle_vote_req(VoteRequest {
+        vote: Vote::new(3, 2),
+        last_log_id: Some(log_id(2, 1, 3)),
+    });
+    assert_eq!(VoteResponse::new(Vote::new(3, 2), Some(log_id(2, 1, 3)), true), resp);
+    assert_eq!(Vote::new(3, 2), *eng.state.vote_ref());
+    Ok(())
+}
+
+// corral patch: the end of the lease belongs to the vote it was seen in. Once this node
+// follows a new leader, that leader's lease holds again.
+#[test]
+fn test_handle_vote_req_lease_holds_for_the_next_leader() -> anyhow::Result<()> {
+    let mut eng = eng();
+    eng.config.id = 0;
+    eng.state.vote.update(TokioInstant::now(), Vote::new_committed(2, 1));
+    eng.state.log_ids = LogIdList::new(vec![log_id(2, 1, 3)]);
+    eng.vote_handler().update_internal_server_state();
+
+    eng.handle_vote_req(VoteRequest {
+        vote: Vote::new(3, 1),
+        last_log_id: Some(log_id(2, 1, 2)),
+    });
+    assert!(eng.leader_resigned());
+
+    eng.state.vote.update(TokioInstant::now(), Vote::new_committed(3, 2));
+    assert!(!eng.leader_resigned());
+
+    let resp = eng.handle_vote_req(VoteRequest {
+        vote: Vote::new(4, 1),
+        last_log_id: Some(log_id(3, 2, 4)),
+    });
+    assert!(!resp.vote_granted);
+    assert_eq!(Vote::new_committed(3, 2), *eng.state.vote_ref());
+    Ok(())
+}
+
+// A campaign for an older or the same term is no resignation.
+#[test]
+fn test_handle_vote_req_own_leader_same_term_is_no_resignation() -> anyhow::Result<()> {
+    let mut eng = eng();
+    eng.config.id = 0;
+    eng.state.vote.update(TokioInstant::now(), Vote::new_committed(2, 1));
+    eng.state.log_ids = LogIdList::new(vec![log_id(2, 1, 3)]);
+    eng.vote_handler().update_internal_server_state();
+
+    eng.handle_vote_req(VoteRequest {
+        vote: Vote::new(2, 1),
+        last_log_id: Some(log_id(2, 1, 2)),
+    });
+    assert!(!eng.leader_resigned());
+    Ok(())
+}
