@@ -73,3 +73,47 @@ async fn lossy_duplicating_links_delay_but_do_not_break_writes() -> anyhow::Resu
     }
     Ok(())
 }
+
+/// How long a follower stays cut off: several of its election timeouts (150–300 ms).
+const AWAY: Duration = Duration::from_millis(2_000);
+
+/// A follower cut off from everyone keeps finding its leader gone, but a pre-vote (patched
+/// openraft) asks the voters first whether they would elect it, and it reaches none: it never
+/// raises its term. Back, it follows the leader it left, with no election. Without the
+/// pre-vote it campaigned on its own, raising its term each time, and the leader stepped down
+/// on hearing that term when the partition healed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_back_from_a_partition_does_not_unseat_the_leader() -> anyhow::Result<()> {
+    let c = Cluster::start(3, NodeOpts { net_faults: true, ..NodeOpts::default() }).await?;
+    c.client()?.create("/before", b"1").await?;
+    let leader = c.wait_leader(Duration::from_secs(10)).await?;
+    let term = c.status(leader).await?.term;
+    let away = c.ids().into_iter().find(|id| *id != leader).expect("three nodes");
+    let rest: Vec<u64> = c.ids().into_iter().filter(|id| *id != away).collect();
+
+    c.partition(&[&[away], &rest])?;
+    // The fault itself: the follower stays cut off this long, while the majority writes.
+    let back_at = Instant::now() + AWAY;
+    let writer = c.client_on(leader)?;
+    let mut writes = 0;
+    while Instant::now() < back_at {
+        writer.create(&format!("/during{writes}"), b"2").await?;
+        writes += 1;
+    }
+    let cut_off = c.status(away).await?;
+    assert_eq!(cut_off.term, term, "node {away}, cut off, raised its term");
+
+    c.heal()?;
+    let last = c.status(leader).await?.applied_index;
+    c.wait_applied(away, last, Duration::from_secs(15)).await?;
+    writer.create("/after", b"3").await?;
+    for id in c.ids() {
+        let s = c.status(id).await?;
+        assert_eq!(
+            (s.leader, s.term),
+            (Some(leader), term),
+            "node {id} after node {away} came back ({writes} writes while it was away)"
+        );
+    }
+    Ok(())
+}

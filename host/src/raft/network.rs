@@ -72,6 +72,14 @@ impl PeerLink {
         }
     }
 
+    /// A vote or a pre-vote: both are answered as `PeerResponse::Vote`.
+    async fn ask_vote(&self, req: PeerRequest, option: RPCOption) -> Result<VoteResponse<u64>, RpcErr> {
+        match self.call(req, option.hard_ttl()).await? {
+            PeerResponse::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
     fn unexpected<E: std::error::Error>(&self, r: PeerResponse) -> RpcErr<E> {
         RPCError::Network(NetworkError::new(&super::io_err(format!("unexpected reply {r:?}"))))
     }
@@ -126,9 +134,10 @@ impl RaftNetwork<TypeConfig> for PeerLink {
     }
 
     async fn vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> Result<VoteResponse<u64>, RpcErr> {
-        match self.call(PeerRequest::Vote(rpc), option.hard_ttl()).await? {
-            PeerResponse::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
-            other => Err(self.unexpected(other)),
-        }
+        self.ask_vote(PeerRequest::Vote(rpc), option).await
+    }
+
+    async fn pre_vote(&mut self, rpc: VoteRequest<u64>, option: RPCOption) -> Result<VoteResponse<u64>, RpcErr> {
+        self.ask_vote(PeerRequest::PreVote(rpc), option).await
     }
 }

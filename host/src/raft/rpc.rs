@@ -26,6 +26,9 @@ pub enum PeerRequest {
     ReadIndex,
     /// "What is your state digest after entry N?" (the divergence check).
     Digest(u64),
+    /// "Would you grant me this vote?" (a pre-vote: the answer changes nothing); answered as
+    /// `PeerResponse::Vote`.
+    PreVote(VoteRequest<u64>),
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -86,6 +86,9 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.raft.snapshot_every),
         max_in_snapshot_log_to_keep: cfg.raft.keep_logs,
         install_snapshot_timeout: 2_000.max(el_max * 4),
+        // A node away in a partition must not unseat the leader when it is back (patched
+        // openraft, vendor/openraft/CORRAL-PATCH.md).
+        pre_vote: true,
         ..Default::default()
     }
     .validate()

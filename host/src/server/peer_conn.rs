@@ -52,7 +52,7 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
 async fn handle(api: &Api, peer: u64, req: PeerRequest, turn: Option<Turn>) -> PeerResponse {
     let claimed = match &req {
         PeerRequest::AppendEntries(r) => Some(r.vote.leader_id().voted_for()),
-        PeerRequest::Vote(r) => Some(r.vote.leader_id().voted_for()),
+        PeerRequest::Vote(r) | PeerRequest::PreVote(r) => Some(r.vote.leader_id().voted_for()),
         PeerRequest::InstallSnapshot(r) => Some(r.vote.leader_id().voted_for()),
         PeerRequest::Forward(..)
         | PeerRequest::ForwardBatch(_)
@@ -70,6 +70,7 @@ async fn handle(api: &Api, peer: u64, req: PeerRequest, turn: Option<Turn>) -> P
     match req {
         PeerRequest::AppendEntries(r) => PeerResponse::AppendEntries(in_turn(turn, api.raft.append_entries(r)).await),
         PeerRequest::Vote(r) => PeerResponse::Vote(api.raft.vote(r).await),
+        PeerRequest::PreVote(r) => PeerResponse::Vote(api.raft.pre_vote(r).await),
         PeerRequest::InstallSnapshot(r) => PeerResponse::InstallSnapshot(api.raft.install_snapshot(r).await),
         PeerRequest::Forward(ctx, r) => PeerResponse::Forward(api.handle(r, ctx, true).await),
         // Concurrently, so that they reach the leader's group commit together.

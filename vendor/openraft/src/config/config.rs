@@ -228,6 +228,21 @@ pub struct Config {
            default_missing_value = "true"
     )]
     pub enable_elect: bool,
+
+    /// corral patch: whether a follower whose election timer fires first asks the voters
+    /// whether they would elect it (a pre-vote, Raft thesis §9.6), and campaigns only if a
+    /// quorum would. A node cut off by a partition then does not raise its term, and does not
+    /// unseat the leader when it is back. Needs a network that implements
+    /// [`RaftNetwork::pre_vote`](crate::network::RaftNetwork::pre_vote).
+    // clap 4 requires `num_args = 0..=1`, or it complains about missing arg error
+    // https://github.com/clap-rs/clap/discussions/4374
+    #[clap(long,
+           default_value_t = false,
+           action = clap::ArgAction::Set,
+           num_args = 0..=1,
+           default_missing_value = "true"
+    )]
+    pub pre_vote: bool,
 }
 
 /// Updatable config for a raft runtime.

@@ -20,6 +20,15 @@ where C: RaftTypeConfig
         sender_vote: Vote<C::NodeId>,
     },
 
+    /// corral patch: an answer to this node's pre-vote (`engine/pre_vote.rs`).
+    PreVoteResponse {
+        target: C::NodeId,
+        resp: VoteResponse<C::NodeId>,
+
+        /// The vote the pre-vote asked about.
+        sender_vote: Vote<C::NodeId>,
+    },
+
     /// Seen a higher `vote`.
     HigherVote {
         /// The ID of the target node from which the new term was observed.
@@ -79,6 +88,13 @@ where C: RaftTypeConfig
                 sender_vote: vote,
             } => {
                 format!("VoteResponse: from: {}: {}, res-vote: {}", target, resp.summary(), vote)
+            }
+            Self::PreVoteResponse {
+                target,
+                resp,
+                sender_vote,
+            } => {
+                format!("PreVoteResponse: from: {}: {}, pre-vote: {}", target, resp.summary(), sender_vote)
             }
             Self::HigherVote {
                 ref target,

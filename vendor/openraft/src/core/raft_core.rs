@@ -1060,7 +1060,8 @@ where
 
     /// Spawn parallel vote requests to all cluster members.
     #[tracing::instrument(level = "trace", skip_all, fields(vote=vote_req.summary()))]
-    async fn spawn_parallel_vote_requests(&mut self, vote_req: &VoteRequest<C::NodeId>) {
+    /// corral patch: `pre_vote` sends the request as a pre-vote (`engine/pre_vote.rs`).
+    async fn spawn_parallel_vote_requests(&mut self, vote_req: &VoteRequest<C::NodeId>, pre_vote: bool) {
         let members = self.engine.state.membership_state.effective().voter_ids();
 
         let vote = vote_req.vote.clone();
@@ -1090,7 +1091,11 @@ where
                     let vote = vote.clone();
 
                     async move {
-                        let tm_res = C::AsyncRuntime::timeout(ttl, client.vote(req, option)).await;
+                        let tm_res = if pre_vote {
+                            C::AsyncRuntime::timeout(ttl, client.pre_vote(req, option)).await
+                        } else {
+                            C::AsyncRuntime::timeout(ttl, client.vote(req, option)).await
+                        };
                         let res = match tm_res {
                             Ok(res) => res,
 
@@ -1107,6 +1112,13 @@ where
                         };
 
                         match res {
+                            Ok(resp) if pre_vote => {
+                                let _ = tx.send(Notify::PreVoteResponse {
+                                    target,
+                                    resp,
+                                    sender_vote: vote,
+                                });
+                            }
                             Ok(resp) => {
                                 let _ = tx.send(Notify::VoteResponse {
                                     target,
@@ -1168,6 +1180,14 @@ where
                 );
 
                 self.handle_vote_request(rpc, tx);
+            }
+            RaftMsg::RequestPreVote { rpc, tx } => {
+                // corral patch: answered at once, and changes nothing (`engine/pre_vote.rs`).
+                let resp = self.engine.handle_pre_vote_req(rpc);
+                self.engine.output.push_command(Command::Respond {
+                    when: None,
+                    resp: Respond::new(Ok(resp), tx),
+                });
             }
             RaftMsg::BeginReceivingSnapshot { tx } => {
                 self.engine.handle_begin_receiving_snapshot(tx);
@@ -1262,6 +1282,15 @@ where
                 if self.does_vote_match(&sender_vote, "VoteResponse") {
                     self.engine.handle_vote_resp(target, resp);
                 }
+            }
+
+            Notify::PreVoteResponse {
+                target,
+                resp,
+                sender_vote,
+            } => {
+                // corral patch: the engine matches it with the pre-vote it asked for.
+                self.engine.handle_pre_vote_resp(target, resp, sender_vote);
             }
 
             Notify::HigherVote {
@@ -1513,6 +1542,21 @@ where
             }
 
             tracing::info!("election timeout passed, check if it is a voter for election");
+
+            // corral patch: first a pre-vote, one per election timeout (`engine/pre_vote.rs`).
+            if self.engine.config.pre_vote {
+                let mut retry = self.engine.config.timer_config.election_timeout;
+                if self.engine.is_there_greater_log() {
+                    retry += self.engine.config.timer_config.smaller_log_timeout;
+                }
+                if self.engine.pre_vote_pending(retry) {
+                    tracing::debug!("a pre-vote is pending");
+                    return;
+                }
+                self.engine.reset_greater_log();
+                self.engine.pre_elect();
+                return;
+            }
         }
 
         // Every time elect, reset this flag.
@@ -1718,7 +1762,10 @@ where
                 }
             }
             Command::SendVote { vote_req } => {
-                self.spawn_parallel_vote_requests(&vote_req).await;
+                self.spawn_parallel_vote_requests(&vote_req, false).await;
+            }
+            Command::SendPreVote { vote_req } => {
+                self.spawn_parallel_vote_requests(&vote_req, true).await;
             }
             Command::ReplicateCommitted { committed } => {
                 for node in self.replications.values() {

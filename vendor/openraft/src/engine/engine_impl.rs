@@ -18,6 +18,7 @@ use crate::engine::handler::replication_handler::ReplicationHandler;
 use crate::engine::handler::server_state_handler::ServerStateHandler;
 use crate::engine::handler::snapshot_handler::SnapshotHandler;
 use crate::engine::handler::vote_handler::VoteHandler;
+use crate::engine::pre_vote::PreVote;
 use crate::engine::Command;
 use crate::engine::EngineOutput;
 use crate::engine::Respond;
@@ -84,6 +85,9 @@ where C: RaftTypeConfig
     /// leader lease no longer protects it; see `leader_resigned`.
     pub(crate) resigned: Option<Vote<C::NodeId>>,
 
+    /// corral patch: the pre-vote this node has asked for, if any (`engine/pre_vote.rs`).
+    pub(crate) pre_vote: Option<PreVote<C>>,
+
     /// Represents the Leader state.
     pub(crate) leader: LeaderState<C>,
 
@@ -110,6 +114,7 @@ where C: RaftTypeConfig
             state: Valid::new(init_state),
             seen_greater_log: false,
             resigned: None,
+            pre_vote: None,
             leader: None,
             candidate: None,
             output: EngineOutput::new(4096),

@@ -33,6 +33,7 @@ mod engine_config;
 mod engine_impl;
 mod engine_output;
 mod log_id_list;
+mod pre_vote;
 
 pub(crate) mod handler;
 pub(crate) mod time_state;
@@ -43,6 +44,7 @@ mod tests {
     mod elect_test;
     mod handle_vote_req_test;
     mod handle_vote_resp_test;
+    mod pre_vote_test;
     mod initialize_test;
     mod install_full_snapshot_test;
     mod log_id_list_test;

@@ -79,6 +79,21 @@ where C: RaftTypeConfig
         option: RPCOption,
     ) -> Result<VoteResponse<C::NodeId>, RPCError<C::NodeId, C::Node, RaftError<C::NodeId>>>;
 
+    /// corral patch: send a pre-vote (Raft thesis §9.6) to the target, to be answered by its
+    /// [`Raft::pre_vote`](crate::Raft::pre_vote). Called only when
+    /// [`Config::pre_vote`](crate::Config::pre_vote) is on; a network that does not carry it
+    /// reports the target unreachable.
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<C::NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<C::NodeId>, RPCError<C::NodeId, C::Node, RaftError<C::NodeId>>> {
+        let _ = (rpc, option);
+        Err(RPCError::Unreachable(crate::error::Unreachable::new(&anyerror::AnyError::error(
+            "this network does not carry pre-votes",
+        ))))
+    }
+
     /// Send a complete Snapshot to the target.
     ///
     /// This method is responsible to fragment the snapshot and send it to the target node.

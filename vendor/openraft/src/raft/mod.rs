@@ -420,6 +420,18 @@ where C: RaftTypeConfig
         self.inner.call_core(RaftMsg::RequestVote { rpc, tx }, rx).await
     }
 
+    /// corral patch: submit a pre-vote (Raft thesis §9.6) to this Raft node: would it grant
+    /// `rpc`? It answers as [`Raft::vote`] would decide, and changes nothing. Sent by peers
+    /// through [`RaftNetwork::pre_vote`](crate::network::RaftNetwork::pre_vote) when
+    /// [`Config::pre_vote`](crate::Config::pre_vote) is on.
+    #[tracing::instrument(level = "debug", skip(self, rpc))]
+    pub async fn pre_vote(&self, rpc: VoteRequest<C::NodeId>) -> Result<VoteResponse<C::NodeId>, RaftError<C::NodeId>> {
+        tracing::info!(rpc = display(rpc.summary()), "Raft::pre_vote()");
+
+        let (tx, rx) = C::AsyncRuntime::oneshot();
+        self.inner.call_core(RaftMsg::RequestPreVote { rpc, tx }, rx).await
+    }
+
     /// Get the latest snapshot from the state machine.
     ///
     /// It returns error only when `RaftCore` fails to serve the request, e.g., Encountering a
