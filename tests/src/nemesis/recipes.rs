@@ -101,10 +101,10 @@ pub fn check_lock(holds: &[(u64, u64, Instant, Instant, bool)]) -> Vec<String> {
 /// What the queue workload saw.
 #[derive(Default)]
 pub struct QueueLog {
-    /// Items whose put was acknowledged.
-    pub put: BTreeSet<String>,
-    /// Items acknowledged, with repeats.
-    pub acked: Vec<String>,
+    /// Items whose put was acknowledged, with the id the put answered.
+    pub put: BTreeMap<String, u64>,
+    /// Items acknowledged, with repeats, each with the id it was taken and acknowledged as.
+    pub acked: Vec<(String, u64)>,
     /// Items whose acknowledgement had an unknown outcome.
     pub ack_unknown: BTreeSet<String>,
 }
@@ -118,8 +118,8 @@ pub async fn producer(client: Client, no: u64, log: Arc<Mutex<QueueLog>>, stop: 
     while !stop.load(Ordering::Relaxed) {
         i += 1;
         let item = format!("p{no}-{i}");
-        if q.put(&item).await.is_ok() {
-            locked(&log).put.insert(item);
+        if let Ok(id) = q.put(&item).await {
+            locked(&log).put.insert(item, id);
         }
     }
     let _ = client.close_session().await;
@@ -147,7 +147,7 @@ pub async fn consumer(client: Client, log: Arc<Mutex<QueueLog>>, stop: Arc<Atomi
             continue;
         };
         match q.ack(item.id).await {
-            Ok(()) => locked(&log).acked.push(item.data),
+            Ok(()) => locked(&log).acked.push((item.data, item.id)),
             Err(_) => {
                 locked(&log).ack_unknown.insert(item.data);
                 fresh_session(&client, &never).await;
@@ -168,11 +168,19 @@ async fn queue_empty(client: &Client) -> bool {
 pub fn check_queue(log: &QueueLog) -> Vec<String> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
-    if let Some(dup) = log.acked.iter().find(|a| !seen.insert(a.as_str())) {
-        out.push(format!("queue: item {dup} acknowledged twice"));
+    let dups: Vec<&(String, u64)> = log.acked.iter().filter(|(a, _)| !seen.insert(a.as_str())).collect();
+    if let Some((dup, _)) = dups.first() {
+        // The ids tell a put applied twice (two ids) from one item handed out twice (one id).
+        let ids: Vec<u64> = log.acked.iter().filter(|(a, _)| a == dup).map(|(_, id)| *id).collect();
+        out.push(format!(
+            "queue: item {dup} acknowledged {} times, as ids {ids:?} (its put answered {:?}); {} items acknowledged more than once",
+            ids.len(),
+            log.put.get(dup),
+            dups.len()
+        ));
     }
     let lost: Vec<&String> =
-        log.put.iter().filter(|p| !seen.contains(p.as_str()) && !log.ack_unknown.contains(*p)).collect();
+        log.put.keys().filter(|p| !seen.contains(p.as_str()) && !log.ack_unknown.contains(*p)).collect();
     if !lost.is_empty() {
         out.push(format!("queue: {} acknowledged items never taken, e.g. {}", lost.len(), lost[0]));
     }
@@ -249,8 +257,8 @@ mod tests {
     #[test]
     fn queue_check_finds_losses_and_double_acks() {
         let log = |put: &[&str], acked: &[&str]| QueueLog {
-            put: put.iter().map(|s| s.to_string()).collect(),
-            acked: acked.iter().map(|s| s.to_string()).collect(),
+            put: put.iter().enumerate().map(|(i, s)| (s.to_string(), i as u64)).collect(),
+            acked: acked.iter().map(|s| (s.to_string(), 0)).collect(),
             ack_unknown: BTreeSet::new(),
         };
         assert!(check_queue(&log(&["a", "b"], &["b", "a"])).is_empty());
