@@ -5,6 +5,7 @@
 //! - `q/<parent>` → u64 LE: the parent's sequential-name counter;
 //! - `s/<id u64 BE>` → a session ([`super::session::SessionRecord`]);
 //! - `e/<id u64 BE><path>` → empty: the session's ephemeral nodes;
+//! - `d/<id u64 BE>` → u64 BE: the session's answered floor ([`super::session::answered_below`]);
 //! - `t/<deadline u64 BE><path>` → empty: TTL nodes by the time they may go;
 //! - `m/<name>` → metadata (applied log id, membership, time).
 //!
@@ -38,6 +39,10 @@ pub const SESSION_PREFIX: &[u8] = b"s/";
 
 pub fn session(id: u64) -> Vec<u8> {
     join(SESSION_PREFIX, &[&id.to_be_bytes()])
+}
+
+pub fn session_floor(id: u64) -> Vec<u8> {
+    join(b"d/", &[&id.to_be_bytes()])
 }
 
 pub fn ephemeral_prefix(id: u64) -> Vec<u8> {

@@ -66,8 +66,18 @@ pub fn end(txn: &mut Txn<'_>, index: u64, id: u64) -> Result<bool, StoreError> {
         txn.delete(k);
     }
     txn.delete(keys::session(id));
+    txn.delete(keys::session_floor(id));
     txn.session_ended(id);
     Ok(true)
+}
+
+/// The lowest request id of session `id` that may still be applied. The client had the reply
+/// to every request below it (or had given up on it) when it sent a later one, whose
+/// `done_below` said so, and those replies are forgotten. A copy of such a request that
+/// reaches the log late (an earlier attempt still on its way when the client resent it
+/// elsewhere and moved on) must not run: with its reply gone, it would run a second time.
+pub fn answered_below(txn: &Txn<'_>, id: u64) -> Result<u64, StoreError> {
+    Ok(txn.get(&keys::session_floor(id))?.and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0))
 }
 
 /// Keep `res` as the reply to request `req`; forget replies the client already has.
@@ -81,6 +91,9 @@ pub fn remember(
 ) {
     rec.replies = rec.replies.split_off(&done_below);
     rec.replies.insert(req, res.clone());
+    if done_below > answered_below(txn, id).unwrap_or(0) {
+        txn.put(keys::session_floor(id), done_below.to_be_bytes().to_vec());
+    }
     while rec.replies.len() > MAX_REPLIES {
         rec.replies.pop_first();
     }

@@ -154,6 +154,32 @@ fn a_resent_request_is_answered_once() {
     assert_eq!(path, "/job-00000000000000000001");
 }
 
+/// A copy of a request that reaches the log after the client already had its reply and moved
+/// on (its next request's `done_below` passed it, so the stored reply is gone) is not applied
+/// again. The nemesis found a queue put applied twice this way: two items, one put.
+#[test]
+fn a_late_copy_of_an_answered_request_is_not_applied() {
+    let s = state();
+    let sid = new_session(&s, 1);
+    let seq = || Op::Create { path: "/job-".into(), data: vec![], mode: mode(|m| m.sequential = true) };
+    let with = |index, req, done_below| {
+        let cmd = Command { session: sid, req, done_below, ..Command::plain(1, seq()) };
+        s.with_txn(|t| s.apply(t, index, &cmd)).expect("store")
+    };
+    with(2, 7, 7).expect("request 7");
+    with(3, 8, 8).expect("request 8: the client has the reply to 7");
+    let late = with(4, 7, 7);
+    assert!(matches!(late, Err(Error::BadRequest { .. })), "{late:?}");
+    assert_eq!(s.children("/").expect("store").expect("ls").len(), 2, "the late copy creates nothing");
+    // Requests still unanswered are applied, and resends of them answered from the session.
+    let first = with(5, 9, 8).expect("request 9");
+    assert_eq!(with(6, 9, 8).expect("its resend"), first);
+    assert_eq!(s.children("/").expect("store").expect("ls").len(), 3);
+    // The floor goes with the session.
+    run(&s, 7, 1, Op::ExpireSessions { ids: vec![sid] }).expect("expire");
+    assert_eq!(s.with_txn(|t| super::session::answered_below(t, sid)).expect("store"), 0);
+}
+
 #[test]
 fn sequential_names_increase_per_parent() {
     let s = state();
