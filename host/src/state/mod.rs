@@ -296,16 +296,20 @@ impl State {
                 None => Err(Error::SessionExpired { id: cmd.session }),
                 Some(rec) => match rec.replies.get(&cmd.req) {
                     Some(earlier) => earlier.clone(),
-                    None if cmd.req < session::answered_below(txn, cmd.session)? => Err(Error::bad_request(format!(
-                        "request {} of session {:#x} was answered before; this late copy is not applied",
-                        cmd.req, cmd.session
-                    ))),
                     None => {
-                        let res = Self::run(txn, env, index, now, cmd)?;
-                        if !matches!(cmd.op, Op::CloseSession) {
-                            session::remember(txn, cmd.session, rec, cmd.req, cmd.done_below, &res);
+                        let floor = session::answered_below(txn, cmd.session)?;
+                        if cmd.req < floor {
+                            Err(Error::bad_request(format!(
+                                "request {} of session {:#x} was answered before; this late copy is not applied",
+                                cmd.req, cmd.session
+                            )))
+                        } else {
+                            let res = Self::run(txn, env, index, now, cmd)?;
+                            if !matches!(cmd.op, Op::CloseSession) {
+                                session::remember(txn, cmd.session, rec, cmd.req, cmd.done_below, floor, &res);
+                            }
+                            res
                         }
-                        res
                     }
                 },
             },

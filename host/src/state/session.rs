@@ -80,18 +80,20 @@ pub fn answered_below(txn: &Txn<'_>, id: u64) -> Result<u64, StoreError> {
     Ok(txn.get(&keys::session_floor(id))?.and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0))
 }
 
-/// Keep `res` as the reply to request `req`; forget replies the client already has.
+/// Keep `res` as the reply to request `req`; forget replies the client already has, and raise
+/// the session's `floor` (as `answered_below` read it) to match.
 pub fn remember(
     txn: &mut Txn<'_>,
     id: u64,
     mut rec: SessionRecord,
     req: u64,
     done_below: u64,
+    floor: u64,
     res: &Result<Reply, Error>,
 ) {
     rec.replies = rec.replies.split_off(&done_below);
     rec.replies.insert(req, res.clone());
-    if done_below > answered_below(txn, id).unwrap_or(0) {
+    if done_below > floor {
         txn.put(keys::session_floor(id), done_below.to_be_bytes().to_vec());
     }
     while rec.replies.len() > MAX_REPLIES {

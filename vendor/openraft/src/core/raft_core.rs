@@ -1517,7 +1517,7 @@ where
             let timer_config = &self.engine.config.timer_config;
 
             // corral patch: not the lease of a leader that has asked for a newer term.
-            let mut election_timeout = if current_vote.is_committed() && !self.engine.leader_resigned() {
+            let mut election_timeout = if self.engine.leader_lease_applies() {
                 timer_config.leader_lease + timer_config.election_timeout
             } else {
                 timer_config.election_timeout

@@ -326,7 +326,7 @@ where C: RaftTypeConfig
             self.resigned = Some(vote.clone());
         }
 
-        if vote.is_committed() && !from_own_leader && !self.leader_resigned() {
+        if self.leader_lease_applies() && !from_own_leader {
             // Current leader lease has not yet expired, reject voting request
             if now <= vote_utime + lease {
                 tracing::info!(
@@ -757,6 +757,13 @@ where C: RaftTypeConfig
     /// lease, and grants others' campaigns without waiting for the lease.
     pub(crate) fn leader_resigned(&self) -> bool {
         self.resigned.as_ref() == Some(self.state.vote_ref())
+    }
+
+    /// corral patch: whether this node's vote carries a leader lease: it is committed (a
+    /// leader was established) and its leader has not resigned. The one rule behind the
+    /// election timer, votes and pre-votes.
+    pub(crate) fn leader_lease_applies(&self) -> bool {
+        self.state.vote_ref().is_committed() && !self.leader_resigned()
     }
 
     /// Set that there is greater last log id found.

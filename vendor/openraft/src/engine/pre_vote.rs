@@ -51,8 +51,9 @@ where C: RaftTypeConfig
         let base = self.state.vote_ref().clone();
         let vote = Vote::new(base.leader_id().term + 1, self.config.id.clone());
         let last_log_id = self.state.last_log_id().cloned();
+        let now = C::now();
         let mut candidate = Candidate::new(
-            C::now(),
+            now,
             vote.clone(),
             last_log_id.clone(),
             membership.to_quorum_set(),
@@ -68,7 +69,7 @@ where C: RaftTypeConfig
         tracing::info!(vote = display(&vote), "pre-vote: asking the voters");
         self.pre_vote = Some(PreVote {
             base,
-            started: C::now(),
+            started: now,
             candidate,
         });
         self.output.push_command(Command::SendPreVote {
@@ -97,7 +98,7 @@ where C: RaftTypeConfig
         if self.leader.is_some() {
             return refuse("this node leads");
         }
-        if vote.is_committed() && !self.leader_resigned() {
+        if self.leader_lease_applies() {
             let lease = self.config.timer_config.leader_lease;
             if let Some(utime) = self.state.vote_last_modified() {
                 if C::now() <= utime + lease {
