@@ -4,8 +4,12 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-/// `$CORRAL_BIN`, else `target/<profile>/corral` next to the test executable (built by
-/// `cargo build -p corral` if missing).
+/// `$CORRAL_BIN`, else `target/<profile>/corral` next to the test executable, built first
+/// when run by cargo (`cargo test`, `cargo run --bin nemesis`) or when missing.
+///
+/// Built every time under cargo because `cargo test -p corral-tests` builds no other package's
+/// binary: a `corral` left over from an earlier build would be tested silently, old code
+/// passing for new. When it is up to date the build is a check of a second or so.
 pub fn corral_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -17,13 +21,16 @@ pub fn corral_bin() -> PathBuf {
         let here = exe.parent().expect("exe dir");
         let profile_dir = if here.ends_with("deps") { here.parent().expect("target dir") } else { here };
         let bin = profile_dir.join("corral");
-        if !bin.exists() {
+        let under_cargo = std::env::var_os("CARGO").is_some();
+        if under_cargo || !bin.exists() {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let ok = Command::new(cargo)
-                .args(["build", "-p", "corral", "--bin", "corral"])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
+            let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../host/Cargo.toml");
+            let mut build = Command::new(cargo);
+            build.args(["build", "--quiet", "--manifest-path", manifest, "--bin", "corral"]);
+            if profile_dir.ends_with("release") {
+                build.arg("--release");
+            }
+            let ok = build.status().map(|s| s.success()).unwrap_or(false);
             assert!(ok, "could not build the corral binary");
         }
         bin
