@@ -299,6 +299,15 @@ impl State {
                     None => {
                         let floor = session::answered_below(txn, cmd.session)?;
                         if cmd.req < floor {
+                            // Rare, and a sign of a message delivered twice or very late: worth a
+                            // line for whoever reads the logs (each replica writes it).
+                            tracing::info!(
+                                index,
+                                session = cmd.session,
+                                req = cmd.req,
+                                floor,
+                                "late copy of an answered request refused"
+                            );
                             Err(Error::bad_request(format!(
                                 "request {} of session {:#x} was answered before; this late copy is not applied",
                                 cmd.req, cmd.session
