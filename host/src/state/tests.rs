@@ -156,7 +156,9 @@ fn a_resent_request_is_answered_once() {
 
 /// A copy of a request that reaches the log after the client already had its reply and moved
 /// on (its next request's `done_below` passed it, so the stored reply is gone) is not applied
-/// again. The nemesis found a queue put applied twice this way: two items, one put.
+/// again. The nemesis found a queue put applied twice this way: two items, one put (a follower
+/// paused while it held the put forwarded it when continued, after the client's resend had
+/// been answered).
 #[test]
 fn a_late_copy_of_an_answered_request_is_not_applied() {
     let s = state();
