@@ -10,6 +10,7 @@ use std::path::Path;
 use super::segment::sync_dir;
 
 pub fn save(dir: &Path, name: &str, payload: &[u8]) -> io::Result<()> {
+    let start = std::time::Instant::now();
     let tmp = dir.join(format!("{name}.tmp"));
     let mut f = File::create(&tmp)?;
     f.write_all(&crc32c::crc32c(payload).to_le_bytes())?;
@@ -17,7 +18,14 @@ pub fn save(dir: &Path, name: &str, payload: &[u8]) -> io::Result<()> {
     f.sync_all()?;
     drop(f);
     fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)
+    sync_dir(dir)?;
+    // A new file and a directory entry: two journal commits, not one data flush. The vote is
+    // saved before a candidate asks for votes, so a slow save delays an election by as much.
+    let took = start.elapsed();
+    if took >= super::SLOW_SYNC {
+        tracing::warn!(ms = took.as_millis() as u64, file = %dir.join(name).display(), "slow durable save");
+    }
+    Ok(())
 }
 
 pub fn load(dir: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {

@@ -148,17 +148,12 @@ impl Writer {
     }
 }
 
-/// A sync this slow holds every write on this node for that long, and a leader's or a
-/// follower's for its heartbeat timeouts: worth a line in the log, so that a stall can be told
-/// apart from a network or scheduling one.
-const SLOW_SYNC: Duration = Duration::from_millis(100);
-
 /// `fdatasync` everything written to `seg`, counted.
 fn sync_segment(seg: &Segment, opts: &WalOptions, stats: &Stats) -> io::Result<()> {
     let start = std::time::Instant::now();
     seg.file.sync_data()?;
     let took = start.elapsed();
-    if took >= SLOW_SYNC {
+    if took >= super::SLOW_SYNC {
         tracing::warn!(ms = took.as_millis() as u64, segment = %seg.path.display(), "WAL: slow fdatasync");
     }
     stats.syncs.fetch_add(1, Ordering::Relaxed);
