@@ -28,12 +28,12 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
 pub use record::{Record, RecordKind};
+use segment::Segment;
 
 /// A sync this slow holds every write on this node for that long, and a leader's or a
 /// follower's for its heartbeat timeouts: worth a line in the log, so that a stall can be told
 /// apart from a network or scheduling one.
 const SLOW_SYNC: std::time::Duration = std::time::Duration::from_millis(100);
-use segment::Segment;
 
 /// Called once the submission it belongs to is durable (or failed to become so).
 pub type Done = Box<dyn FnOnce(io::Result<()>) + Send>;
