@@ -41,6 +41,8 @@ pub fn session(id: u64) -> Vec<u8> {
     join(SESSION_PREFIX, &[&id.to_be_bytes()])
 }
 
+/// A key of its own, not a field of the session record: records already stored keep decoding
+/// (bincode has no defaults for fields it did not write).
 pub fn session_floor(id: u64) -> Vec<u8> {
     join(b"d/", &[&id.to_be_bytes()])
 }

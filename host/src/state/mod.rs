@@ -292,36 +292,7 @@ impl State {
         let env = self.env(Some(warm));
         let res = match &cmd.op {
             Op::CreateSession { .. } | Op::ExpireSessions { .. } | Op::Tick => Self::run(txn, env, index, now, cmd)?,
-            _ if cmd.session != 0 => match session::load(txn, cmd.session)? {
-                None => Err(Error::SessionExpired { id: cmd.session }),
-                Some(rec) => match rec.replies.get(&cmd.req) {
-                    Some(earlier) => earlier.clone(),
-                    None => {
-                        let floor = session::answered_below(txn, cmd.session)?;
-                        if cmd.req < floor {
-                            // Rare, and a sign of a message delivered twice or very late: worth a
-                            // line for whoever reads the logs (each replica writes it).
-                            tracing::info!(
-                                index,
-                                session = cmd.session,
-                                req = cmd.req,
-                                floor,
-                                "late copy of an answered request refused"
-                            );
-                            Err(Error::bad_request(format!(
-                                "request {} of session {:#x} was answered before; this late copy is not applied",
-                                cmd.req, cmd.session
-                            )))
-                        } else {
-                            let res = Self::run(txn, env, index, now, cmd)?;
-                            if !matches!(cmd.op, Op::CloseSession) {
-                                session::remember(txn, cmd.session, rec, cmd.req, cmd.done_below, floor, &res);
-                            }
-                            res
-                        }
-                    }
-                },
-            },
+            _ if cmd.session != 0 => Self::run_in_session(txn, env, index, now, cmd)?,
             _ => Self::run(txn, env, index, now, cmd)?,
         };
         let ended = txn.ended_since(first_ended);
@@ -337,6 +308,39 @@ impl State {
             self.floors.observe(deadlines::Kind::Ttl, txn)?;
         }
         txn.stamp_events(first_event, index);
+        Ok(res)
+    }
+
+    /// A write in a session runs at most once per request id: a resend is answered from the
+    /// session's stored replies, and a late copy of a request whose reply is already forgotten
+    /// (below the session's answered floor) is refused.
+    fn run_in_session(txn: &mut Txn<'_>, env: plugins::Env<'_>, index: u64, now: u64, cmd: &Command) -> tree::Applied {
+        let Some(rec) = session::load(txn, cmd.session)? else {
+            return Ok(Err(Error::SessionExpired { id: cmd.session }));
+        };
+        if let Some(earlier) = rec.replies.get(&cmd.req) {
+            return Ok(earlier.clone());
+        }
+        let floor = session::answered_below(txn, cmd.session)?;
+        if cmd.req < floor {
+            // Rare, and a sign of a message delivered twice or very late: worth a line for
+            // whoever reads the logs (each replica writes it).
+            tracing::info!(
+                index,
+                session = cmd.session,
+                req = cmd.req,
+                floor,
+                "late copy of an answered request refused"
+            );
+            return Ok(Err(Error::bad_request(format!(
+                "request {} of session {:#x} was answered before; this late copy is not applied",
+                cmd.req, cmd.session
+            ))));
+        }
+        let res = Self::run(txn, env, index, now, cmd)?;
+        if !matches!(cmd.op, Op::CloseSession) {
+            session::remember(txn, cmd.session, rec, cmd.req, cmd.done_below, floor, &res);
+        }
         Ok(res)
     }
 
