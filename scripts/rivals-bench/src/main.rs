@@ -128,5 +128,20 @@ async fn main() -> Result<()> {
         rows.push(Row::new(name, 1, runs));
     }
     println!("\n{:?} 3.x, three members on this machine\n\n{}", args.system, report::table(&rows));
+    println!("load generator CPU (this process, whole run): {:.1} s", own_cpu_secs());
     Ok(())
+}
+
+/// User and system CPU of this process alone (the members are children, not counted until
+/// reaped): what the load generator cost, to set beside `corral bench`'s.
+fn own_cpu_secs() -> f64 {
+    #[allow(unsafe_code)]
+    // SAFETY: getrusage fills the struct it is given and nothing else.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
 }
