@@ -20,7 +20,7 @@ use crate::Workload;
 
 pub enum Conn {
     Zk(zk::Client),
-    Etcd { client: etcd_client::Client, lease: i64 },
+    Etcd { client: Box<etcd_client::Client>, lease: i64 },
 }
 
 const VALUE: [u8; 100] = [b'v'; 100];
@@ -51,7 +51,7 @@ impl Conn {
                 // The lease stands in for a session: it must outlive the run without keep-alives.
                 let ttl = life.as_secs().max(10) as i64 + 30;
                 let lease = client.lease_grant(ttl, None).await?.id();
-                Ok(Conn::Etcd { client, lease })
+                Ok(Conn::Etcd { client: Box::new(client), lease })
             }
         }
     }
