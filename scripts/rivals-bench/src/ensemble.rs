@@ -108,6 +108,16 @@ impl Ensemble {
             }
         };
         cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        // A member must not outlive the tool, however the tool ends (a kill -9 included).
+        #[allow(unsafe_code)]
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let child = cmd.spawn().with_context(|| format!("starting {:?} member {}", self.system, i + 1))?;
         self.children[i as usize] = Some(child);
         Ok(())
