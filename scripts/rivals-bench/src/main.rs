@@ -5,6 +5,7 @@
 //! workloads, prints one line per run and a table of medians, and stops the ensemble.
 //!
 //! ```text
+//! apt-get install zookeeper etcd-server protobuf-compiler   # the servers, and protoc for etcd-client
 //! cargo run --release --manifest-path scripts/rivals-bench/Cargo.toml -- zookeeper
 //! cargo run --release --manifest-path scripts/rivals-bench/Cargo.toml -- etcd --workload write --clients 64
 //! ```
