@@ -24,7 +24,6 @@ const GIVE_UP: Duration = Duration::from_secs(60);
 pub async fn run(e: &mut Ensemble, kill: bool, warmup: Duration, write_timeout: Duration) -> Result<Run> {
     e.wait_steady().await?;
     let mut writer = Conn::connect(e.system, &e.endpoints(), GIVE_UP * 2, Some(write_timeout)).await?;
-    writer.prepare().await?;
     let start = Instant::now();
     let ok_at = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let failed = Arc::new(AtomicU64::new(0));
@@ -68,13 +67,10 @@ pub async fn run(e: &mut Ensemble, kill: bool, warmup: Duration, write_timeout: 
     }
     eprint!("\rfailover: {} member {} (pid {pid})   ", if kill { "killed" } else { "stopped" }, leader + 1);
     let deadline = Instant::now() + GIVE_UP;
-    loop {
+    while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let first_after = ok_at.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().find(|t| *t > fault_at);
         if first_after.is_some_and(|t| start.elapsed() > t + SETTLE) {
-            break;
-        }
-        if Instant::now() > deadline {
             break;
         }
     }

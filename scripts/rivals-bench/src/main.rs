@@ -4,6 +4,11 @@
 //! `zookeeper` and `etcd-server` packages, default settings, plaintext, loopback), runs the
 //! workloads, prints one line per run and a table of medians, and stops the ensemble.
 //!
+//! How it measures (report.rs, load.rs, failover.rs) follows `host/src/cli/bench/` on
+//! purpose, line for line where it can: a change to how `corral bench` measures belongs in
+//! both, or the two tables stop being comparable. (They are separate code because this crate
+//! stays out of corral's workspace and does not pull in the server.)
+//!
 //! ```text
 //! apt-get install zookeeper etcd-server protobuf-compiler   # the servers, and protoc for etcd-client
 //! cargo run --release --manifest-path scripts/rivals-bench/Cargo.toml -- zookeeper
@@ -101,11 +106,12 @@ async fn main() -> Result<()> {
     let mut e = Ensemble::start(args.system, &args.dir, args.base_port)?;
     e.wait_steady().await?;
     eprintln!("{:?}: three members up on {}", args.system, e.endpoints().join(", "));
+    // Every workload's nodes, once: they outlive the runs, a member's restart included.
+    let mut admin = Conn::connect(e.system, &e.endpoints(), Duration::from_secs(10), None).await?;
+    admin.prepare().await?;
+    admin.close().await;
     let mut rows = Vec::new();
     for w in workloads {
-        let mut admin = Conn::connect(e.system, &e.endpoints(), Duration::from_secs(10), None).await?;
-        admin.prepare().await?;
-        admin.close().await;
         let concurrency = if w == Workload::Lock { vec![args.contenders] } else { args.clients.clone() };
         for n in concurrency {
             let mut runs = Vec::new();

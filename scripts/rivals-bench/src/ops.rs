@@ -56,7 +56,7 @@ impl Conn {
         }
     }
 
-    /// The nodes a workload needs (idempotent).
+    /// The nodes every workload needs (idempotent).
     pub async fn prepare(&mut self) -> Result<()> {
         match self {
             Conn::Zk(c) => {
