@@ -57,3 +57,27 @@ async fn flushed_entries_survive_reopen_and_purge() {
     let got = log.try_get_log_entries(0..1000).await.expect("read");
     assert_eq!(got.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), (101..=401).collect::<Vec<_>>());
 }
+
+/// The commit index is not written on its own: it rides with the next append (or truncation,
+/// or purge), and a clean stop writes it. Both must reach the disk.
+#[tokio::test]
+async fn commit_index_rides_with_the_next_append_and_is_kept_at_a_clean_stop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = |i: u64| LogId::new(CommittedLeaderId::new(1, 1), i);
+    let entry = |i: u64| Entry::<TypeConfig> { log_id: id(i), payload: EntryPayload::Blank };
+    {
+        let mut log = LogStore::open(dir.path(), small_wal()).expect("open");
+        log.blocking_append((1..=3).map(entry)).await.expect("append");
+        log.save_committed(Some(id(2))).await.expect("commit");
+        log.blocking_append([entry(4)]).await.expect("append");
+        // A crash: no drop, so nothing is written at a stop. (The WAL thread is left waiting.)
+        std::mem::forget(log);
+    }
+    {
+        let mut log = LogStore::open(dir.path(), small_wal()).expect("reopen after the crash");
+        assert_eq!(log.read_committed().await.expect("read"), Some(id(2)), "the append carried it");
+        log.save_committed(Some(id(4))).await.expect("commit");
+    }
+    let mut log = LogStore::open(dir.path(), small_wal()).expect("reopen after the stop");
+    assert_eq!(log.read_committed().await.expect("read"), Some(id(4)), "the clean stop wrote it");
+}

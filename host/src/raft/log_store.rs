@@ -30,11 +30,24 @@ struct Inner {
     mem: RwLock<Mem>,
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A node that stops cleanly keeps its last commit index; the WAL's own drop, after
+        // this, writes what is queued and syncs it.
+        let unsaved = self.mem.get_mut().unwrap_or_else(|p| p.into_inner()).committed_unsaved.take();
+        if let Some(rec) = unsaved {
+            self.wal.submit(&[rec], None);
+        }
+    }
+}
+
 #[derive(Default)]
 struct Mem {
     entries: BTreeMap<u64, Entry<TypeConfig>>,
     last_purged: Option<LogId>,
     committed: Option<LogId>,
+    /// The commit index's record, not yet handed to the WAL (see `save_committed`).
+    committed_unsaved: Option<Record>,
 }
 
 fn opts() -> impl Options {
@@ -139,11 +152,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Not synced on its own: it rides along with the next batch. Losing it only means
-        // re-learning the commit index from the leader.
+        // Kept until the next write to the WAL, which carries it: losing it only means
+        // re-learning the commit index from the leader (or re-applying less at a restart), and
+        // handing it to the WAL thread on its own woke that thread once more per commit on
+        // every node (write x1: 2 of its ~5 context switches per write).
         let rec = Record { kind: RecordKind::Meta, index: 0, payload: enc(&committed)? };
-        self.mem_mut().committed = committed;
-        self.inner.wal.submit(&[rec], None);
+        let mut m = self.mem_mut();
+        m.committed = committed;
+        m.committed_unsaved = Some(rec);
         Ok(())
     }
 
@@ -159,6 +175,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut records = Vec::new();
         {
             let mut m = self.mem_mut();
+            records.extend(m.committed_unsaved.take());
             for e in entries {
                 records.push(Record { kind: RecordKind::Entry, index: e.log_id.index, payload: enc(&e)? });
                 m.entries.insert(e.log_id.index, e);
@@ -169,20 +186,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.mem_mut().entries.split_off(&log_id.index);
-        let rec = Record { kind: RecordKind::TruncateFrom, index: log_id.index, payload: Vec::new() };
-        self.inner.wal.submit(&[rec], None);
+        let mut records = Vec::new();
+        {
+            let mut m = self.mem_mut();
+            m.entries.split_off(&log_id.index);
+            records.extend(m.committed_unsaved.take());
+        }
+        records.push(Record { kind: RecordKind::TruncateFrom, index: log_id.index, payload: Vec::new() });
+        self.inner.wal.submit(&records, None);
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let mut records = Vec::new();
         {
             let mut m = self.mem_mut();
             m.entries = m.entries.split_off(&(log_id.index + 1));
             m.last_purged = Some(log_id);
+            records.extend(m.committed_unsaved.take());
         }
-        let rec = Record { kind: RecordKind::PurgeThrough, index: log_id.index, payload: enc(&log_id)? };
-        self.inner.wal.submit(&[rec], None);
+        records.push(Record { kind: RecordKind::PurgeThrough, index: log_id.index, payload: enc(&log_id)? });
+        self.inner.wal.submit(&records, None);
         self.inner.wal.purge_through(log_id.index);
         Ok(())
     }
