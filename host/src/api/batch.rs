@@ -10,13 +10,17 @@
 //! takes everything queued (up to `MAX_COMMANDS` / `MAX_BYTES`) and proposes it as one entry;
 //! the slot is freed when that entry is applied. With an idle leader a write finds a free
 //! slot and goes alone at once, so a lone client pays only a channel hop; under load the
-//! queue fills while the slots are busy, and the groups grow with the load.
+//! queue fills while the slots are busy, and the groups grow with the load. In between, when
+//! requests have been coming in pairs, a write that would go alone first waits a moment for
+//! its partner ([`super::linger`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use corral_proto::{Error, Reply};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use super::linger::{self, Linger};
 use super::route::Step;
 use crate::raft::{ApplyResult, Raft};
 use crate::state::{Command, Op};
@@ -57,24 +61,49 @@ impl Batcher {
 
 async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<(Command, Waiter)>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut linger = Linger::default();
     while let Some(first) = rx.recv().await {
+        linger.arrived(Instant::now());
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
         let mut bytes = size(&first.0);
         let mut group = vec![first];
-        while group.len() < MAX_COMMANDS && bytes < MAX_BYTES {
-            match rx.try_recv() {
-                Ok(next) => {
-                    bytes += size(&next.0);
-                    group.push(next);
-                }
-                Err(_) => break,
+        take_queued(&mut rx, &mut group, &mut bytes);
+        // Only with nothing else in flight: otherwise the next requests queue behind the busy
+        // slot and group on their own, and a wait would only hold this one back.
+        let idle = slots.available_permits() == IN_FLIGHT - 1;
+        let wait = group.len() == 1 && idle && linger.should_wait();
+        if wait {
+            // tokio's timer ticks in milliseconds, so a wait that finds nobody lasts 1–2 ms
+            // (a partner ends it at once); the score stops the waiting after two such.
+            if let Ok(Some(next)) = tokio::time::timeout(linger::WINDOW, rx.recv()).await {
+                bytes += size(&next.0);
+                group.push(next);
+                take_queued(&mut rx, &mut group, &mut bytes);
             }
         }
+        linger.proposed(group.len(), wait, Instant::now());
         let raft = raft.clone();
         tokio::spawn(async move {
             propose_group(&raft, group).await;
             drop(slot);
         });
+    }
+}
+
+/// Add to `group` what is queued, within the group's limits.
+fn take_queued(
+    rx: &mut mpsc::UnboundedReceiver<(Command, Waiter)>,
+    group: &mut Vec<(Command, Waiter)>,
+    bytes: &mut usize,
+) {
+    while group.len() < MAX_COMMANDS && *bytes < MAX_BYTES {
+        match rx.try_recv() {
+            Ok(next) => {
+                *bytes += size(&next.0);
+                group.push(next);
+            }
+            Err(_) => break,
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod admin;
 mod batch;
 mod divergence;
 mod forward;
+mod linger;
 mod plugins;
 mod read;
 mod read_rounds;
