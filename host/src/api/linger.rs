@@ -39,7 +39,7 @@ pub struct Linger {
 }
 
 impl Linger {
-    /// A request arrived at `now` with nothing else queued: was it a near miss?
+    /// The first request of the next group arrived at `now`: was it a near miss?
     pub fn arrived(&mut self, now: Instant) {
         self.partner = false;
         if let Some(t) = self.lone_since.take() {
