@@ -65,8 +65,8 @@ async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<(Command, Waiter)>) {
     while let Some(first) = rx.recv().await {
         linger.arrived(Instant::now());
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        let mut bytes = size(&first.0);
-        let mut group = vec![first];
+        let (mut group, mut bytes) = (Vec::new(), 0);
+        add(&mut group, &mut bytes, first);
         take_queued(&mut rx, &mut group, &mut bytes);
         // Only with nothing else in flight: otherwise the next requests queue behind the busy
         // slot and group on their own, and a wait would only hold this one back.
@@ -76,8 +76,7 @@ async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<(Command, Waiter)>) {
             // tokio's timer ticks in milliseconds, so a wait that finds nobody lasts 1–2 ms
             // (a partner ends it at once); the score stops the waiting after two such.
             if let Ok(Some(next)) = tokio::time::timeout(linger::WINDOW, rx.recv()).await {
-                bytes += size(&next.0);
-                group.push(next);
+                add(&mut group, &mut bytes, next);
                 take_queued(&mut rx, &mut group, &mut bytes);
             }
         }
@@ -98,13 +97,16 @@ fn take_queued(
 ) {
     while group.len() < MAX_COMMANDS && *bytes < MAX_BYTES {
         match rx.try_recv() {
-            Ok(next) => {
-                *bytes += size(&next.0);
-                group.push(next);
-            }
+            Ok(next) => add(group, bytes, next),
             Err(_) => break,
         }
     }
+}
+
+/// Add one request to `group`, counting its size.
+fn add(group: &mut Vec<(Command, Waiter)>, bytes: &mut usize, next: (Command, Waiter)) {
+    *bytes += size(&next.0);
+    group.push(next);
 }
 
 /// Propose one group and hand each waiter its command's result.
