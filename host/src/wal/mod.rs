@@ -176,4 +176,6 @@ impl Drop for Wal {
 }
 
 #[cfg(test)]
+mod extents_tests;
+#[cfg(test)]
 mod tests;

@@ -120,6 +120,7 @@ impl Writer {
             // A batch larger than a segment: grow this one.
             seg.capacity = seg.end + need;
         }
+        seg.zero_ahead(seg.end + need)?;
         seg.file.write_all_at(bytes, seg.end)?;
         seg.end += need;
         seg.max_index = seg.max_index.max(max_index);
