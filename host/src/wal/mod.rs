@@ -2,7 +2,9 @@
 //! loss on a majority and sled 0.34 does not guarantee that (DESIGN.md §3).
 //!
 //! The WAL stores opaque [`Record`]s in segment files and knows nothing of Raft. It owns:
-//! - segment files, preallocated so an `fdatasync` does not have to update the file size;
+//! - segment files, preallocated so an `fdatasync` does not have to update the file size,
+//!   and zeroed a megabyte ahead of the records so it need not update the block map either
+//!   (`segment::ZERO_AHEAD`);
 //! - a CRC32C per record, and torn-tail repair on open (the tail after the last good record of
 //!   the newest segment is cut off and zeroed; a bad record in an older segment is corruption
 //!   and refuses to open);
