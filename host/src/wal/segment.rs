@@ -138,11 +138,10 @@ impl Segment {
         let seg = Segment { seq, path, file, end: off, capacity, zeroed_to: off, max_index };
         Ok((seg, records))
     }
-}
 
-impl Segment {
-    /// Make sure everything up to `upto` has been written, zeroing from `zeroed_to` to a
-    /// chunk past it (never past the preallocated size: beyond it the file just grows).
+    /// Called before records are written from `end` up to `upto`: zero from `zeroed_to` to a
+    /// chunk past `upto`, never past the preallocated size (a batch that goes beyond it grows
+    /// the file, which has no unwritten space to convert).
     pub fn zero_ahead(&mut self, upto: u64) -> io::Result<()> {
         if upto <= self.zeroed_to {
             return Ok(());
