@@ -14,6 +14,7 @@ mod keys;
 mod mail_bells;
 mod multi;
 pub mod plugins;
+mod read_cache;
 pub mod session;
 mod sled_store;
 mod snapshot;

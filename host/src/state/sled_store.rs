@@ -15,6 +15,7 @@
 //!
 //! Readers see the newest layer first: writes not yet handed to the write-back (`active`), then
 //! the batch being written (`frozen`), then sled. `frozen` is dropped only after sled holds it.
+//! Point reads of sled go through a [`ReadCache`] of what it holds.
 
 use std::iter::Peekable;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +23,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::read_cache::ReadCache;
 use super::store::{KvStore, StoreError};
 use super::txn::Writes;
 
@@ -34,6 +36,8 @@ const WRITE_BACK_BYTES: usize = 4 << 20;
 /// Beyond this much pending, an apply waits for the running write-back (memory stays bounded
 /// when sled is slower than the log).
 const MAX_PENDING_BYTES: usize = 64 << 20;
+/// Memory for the read cache: the whole tree of most ensembles, and the hot part of the rest.
+const READ_CACHE_BYTES: usize = 32 << 20;
 
 /// When to write back (the constants above; tests make every commit start one).
 #[derive(Clone, Copy)]
@@ -74,6 +78,9 @@ pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
     layers: Arc<RwLock<Layers>>,
+    /// Locked only while `layers` is (read for a lookup, write when a write-back lands), so
+    /// what it caches of a key cannot be overtaken by a write-back of that key.
+    cache: Arc<Mutex<ReadCache>>,
     write_back: Mutex<WriteBack>,
     /// Whether the running write-back thread may go on to another round.
     linger: Arc<AtomicBool>,
@@ -92,6 +99,7 @@ impl SledStore {
             db,
             tree,
             layers: Arc::default(),
+            cache: Arc::new(Mutex::new(ReadCache::new(READ_CACHE_BYTES))),
             write_back: Mutex::new(WriteBack { last: None, running: None, failed: None }),
             linger: Arc::default(),
             tuning,
@@ -135,14 +143,18 @@ impl SledStore {
         let Some(mut batch) = freeze(&mut self.layers.write().unwrap_or_else(|p| p.into_inner())) else {
             return Ok(());
         };
-        let (tree, layers, linger, every) =
-            (self.tree.clone(), self.layers.clone(), self.linger.clone(), self.tuning.every);
+        let (tree, layers, cache, linger, every) =
+            (self.tree.clone(), self.layers.clone(), self.cache.clone(), self.linger.clone(), self.tuning.every);
         linger.store(true, Ordering::SeqCst);
         let handle = std::thread::Builder::new()
             .name("state-write-back".into())
             .spawn(move || loop {
                 write_batch(&tree, &batch)?;
-                layers.write().unwrap_or_else(|p| p.into_inner()).frozen = None;
+                {
+                    let mut l = layers.write().unwrap_or_else(|p| p.into_inner());
+                    lock(&cache).absorb(&batch);
+                    l.frozen = None;
+                }
                 if !linger.load(Ordering::SeqCst) {
                     return Ok(());
                 }
@@ -183,6 +195,10 @@ fn freeze(l: &mut Layers) -> Option<Arc<Writes>> {
     l.active_bytes = 0;
     l.frozen = Some(batch.clone());
     Some(batch)
+}
+
+fn lock(cache: &Mutex<ReadCache>) -> std::sync::MutexGuard<'_, ReadCache> {
+    cache.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn write_batch(tree: &sled::Tree, writes: &Writes) -> Result<(), sled::Error> {
@@ -232,7 +248,15 @@ impl KvStore for SledStore {
         if let Some(v) = l.active.get(key).or_else(|| l.frozen.as_ref().and_then(|f| f.get(key))) {
             return Ok(v.clone());
         }
-        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+        // With `l` held, no write-back of `key` can land before this is cached: a key being
+        // written back is in `frozen`, answered above.
+        if let Some(v) = lock(&self.cache).get(key) {
+            return Ok(v);
+        }
+        let v = self.tree.get(key)?.map(|v| v.to_vec());
+        lock(&self.cache).insert(key.to_vec(), v.clone());
+        drop(l);
+        Ok(v)
     }
 
     fn scan_range_limit(&self, from: &[u8], prefix: &[u8], limit: usize) -> Result<super::Items, StoreError> {
@@ -273,7 +297,10 @@ impl KvStore for SledStore {
     fn replace_all(&self, items: super::Items) -> Result<(), StoreError> {
         let mut wb = self.lock_write_back();
         self.join(&mut wb)?;
-        *self.layers.write().unwrap_or_else(|p| p.into_inner()) = Layers::default();
+        // Held throughout: no lookup may cache what sled holds halfway through.
+        let mut l = self.layers.write().unwrap_or_else(|p| p.into_inner());
+        *l = Layers::default();
+        lock(&self.cache).clear();
         // Not atomic in sled; the snapshot file is written first, and on open a state whose
         // applied id is missing or older than that file is reloaded from it.
         self.tree.clear()?;
@@ -283,6 +310,7 @@ impl KvStore for SledStore {
         }
         self.tree.apply_batch(batch)?;
         self.db.flush()?;
+        drop(l);
         Ok(())
     }
 

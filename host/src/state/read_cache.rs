@@ -1,0 +1,120 @@
+//! Values sled holds, kept in memory for point reads (`SledStore::get`).
+//!
+//! Why: every write reads the keys it changes (the node, its parent, the session) twice, once
+//! in the command and once for the digest, and once written back most of those reads went
+//! to sled, whose lookup (an epoch pin and a walk of its page table) was about 7% of the
+//! machine's CPU in write x64. Here a read of a key sled already answered, or that a
+//! write-back just wrote, is one hash lookup.
+//!
+//! Only a cache: it holds exactly what sled holds for each key in it (`None`: sled has no
+//! such key), never anything newer, so what `apply` reads does not depend on it. Its owner
+//! keeps it so: entries are added from a sled read made while no write-back of that key can
+//! run, and from a write-back's batch once sled has it. When it outgrows its budget it is
+//! emptied rather than trimmed: no order to keep, and refilling is only reads.
+
+use std::collections::HashMap;
+
+use super::txn::Writes;
+
+pub(crate) struct ReadCache {
+    map: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+/// What an entry costs besides its key and value (the map's slot, two vectors' headers).
+const OVERHEAD: usize = 64;
+
+impl ReadCache {
+    pub fn new(max_bytes: usize) -> Self {
+        ReadCache { map: HashMap::new(), bytes: 0, max_bytes }
+    }
+
+    /// `Some(v)`: sled holds `v` for `key` (`v == None`: no such key). `None`: not cached.
+    pub fn get(&self, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        self.map.get(key).cloned()
+    }
+
+    /// Remember what sled holds for `key`.
+    pub fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let len = value.as_ref().map_or(0, Vec::len);
+        let add = OVERHEAD + key.len() + len;
+        if self.bytes + add > self.max_bytes {
+            self.clear();
+        }
+        let key_len = key.len();
+        match self.map.insert(key, value) {
+            Some(old) => self.bytes = self.bytes - old.map_or(0, |v| v.len()) + len,
+            None => self.bytes += OVERHEAD + key_len + len,
+        }
+    }
+
+    /// Sled now holds `writes` (a write-back finished): cache the keys of it already cached.
+    /// Keys not cached are left out: a batch's keys are mostly read again soon only if they
+    /// were read before, and copying every value of every batch cost more than it saved.
+    pub fn absorb(&mut self, writes: &Writes) {
+        for (k, v) in writes {
+            if self.map.contains_key(k) {
+                self.insert(k.clone(), v.clone());
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.bytes = 0;
+    }
+
+    #[cfg(test)]
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_absence_and_a_value_are_told_apart_from_not_cached() {
+        let mut c = ReadCache::new(1 << 20);
+        assert_eq!(c.get(b"k"), None);
+        c.insert(b"k".to_vec(), None);
+        assert_eq!(c.get(b"k"), Some(None));
+        c.insert(b"k".to_vec(), Some(b"v".to_vec()));
+        assert_eq!(c.get(b"k"), Some(Some(b"v".to_vec())));
+    }
+
+    #[test]
+    fn a_write_back_updates_the_keys_cached_and_only_those() {
+        let mut c = ReadCache::new(1 << 20);
+        c.insert(b"a".to_vec(), Some(b"old".to_vec()));
+        c.insert(b"gone".to_vec(), Some(b"x".to_vec()));
+        let writes: Writes = [
+            (b"a".to_vec(), Some(b"new".to_vec())),
+            (b"gone".to_vec(), None),
+            (b"b".to_vec(), Some(b"never read".to_vec())),
+        ]
+        .into_iter()
+        .collect();
+        c.absorb(&writes);
+        assert_eq!(c.get(b"a"), Some(Some(b"new".to_vec())));
+        assert_eq!(c.get(b"gone"), Some(None));
+        assert_eq!(c.get(b"b"), None);
+    }
+
+    #[test]
+    fn it_empties_itself_instead_of_outgrowing_its_budget() {
+        let mut c = ReadCache::new(1000);
+        for i in 0..100u32 {
+            c.insert(i.to_be_bytes().to_vec(), Some(vec![0; 50]));
+            assert!(c.bytes() <= 1000, "{} bytes after {i}", c.bytes());
+        }
+        // The newest is always kept.
+        assert_eq!(c.get(&99u32.to_be_bytes()), Some(Some(vec![0; 50])));
+        // Replacing a value accounts for the old one.
+        let before = c.bytes();
+        c.insert(99u32.to_be_bytes().to_vec(), Some(vec![0; 10]));
+        assert_eq!(c.bytes(), before - 40);
+    }
+}
