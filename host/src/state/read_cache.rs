@@ -25,6 +25,10 @@ pub(crate) struct ReadCache {
 /// What an entry costs besides its key and value (the map's slot, two vectors' headers).
 const OVERHEAD: usize = 64;
 
+fn entry_bytes(key: &[u8], value: &Option<Vec<u8>>) -> usize {
+    OVERHEAD + key.len() + value.as_ref().map_or(0, Vec::len)
+}
+
 impl ReadCache {
     pub fn new(max_bytes: usize) -> Self {
         ReadCache { map: HashMap::new(), bytes: 0, max_bytes }
@@ -37,16 +41,15 @@ impl ReadCache {
 
     /// Remember what sled holds for `key`.
     pub fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        let len = value.as_ref().map_or(0, Vec::len);
-        let add = OVERHEAD + key.len() + len;
+        if let Some(old) = self.map.remove(&key) {
+            self.bytes -= entry_bytes(&key, &old);
+        }
+        let add = entry_bytes(&key, &value);
         if self.bytes + add > self.max_bytes {
             self.clear();
         }
-        let key_len = key.len();
-        match self.map.insert(key, value) {
-            Some(old) => self.bytes = self.bytes - old.map_or(0, |v| v.len()) + len,
-            None => self.bytes += OVERHEAD + key_len + len,
-        }
+        self.bytes += add;
+        self.map.insert(key, value);
     }
 
     /// Sled now holds `writes` (a write-back finished): cache the keys of it already cached.

@@ -69,10 +69,9 @@ fn the_space_just_ahead_of_the_records_is_written_so_a_sync_changes_no_block_map
     // Whether this filesystem shows reserved space as unwritten at all: if not, the WAL's
     // segments would not show it either, and there is nothing to check.
     let probe = std::fs::File::create(dir.path().join("probe")).expect("probe");
-    // SAFETY: posix_fallocate only reads the descriptor, which `probe` keeps open.
-    let reserved = unsafe { libc::posix_fallocate(probe.as_raw_fd(), 0, 4 << 20) } == 0;
+    segment::preallocate(&probe, 4 << 20).expect("reserving the probe's space");
     match unwritten(&probe) {
-        Some(r) if reserved && !r.is_empty() => {}
+        Some(r) if !r.is_empty() => {}
         _ => {
             eprintln!("this filesystem reports no unwritten extents: nothing to check");
             return;

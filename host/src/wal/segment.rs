@@ -155,7 +155,7 @@ impl Segment {
             self.file.write_all_at(&ZEROS[..n], at)?;
             at += n as u64;
         }
-        self.zeroed_to = self.zeroed_to.max(target).max(upto);
+        self.zeroed_to = target.max(upto);
         Ok(())
     }
 }
@@ -175,7 +175,7 @@ fn repair_tail(file: &File, from: u64, len: u64) -> io::Result<()> {
 
 /// Reserve blocks so later `fdatasync`s need not update the file's size or block map.
 #[allow(unsafe_code)]
-fn preallocate(file: &File, len: u64) -> io::Result<()> {
+pub(crate) fn preallocate(file: &File, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: posix_fallocate only reads the descriptor, which `file` keeps open for the call.
     let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
