@@ -11,6 +11,7 @@ use corral_proto::{
 };
 use tokio::sync::Mutex;
 
+use crate::mux::Mux;
 use crate::{tls, ClientConfig, ClientError};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -56,6 +57,20 @@ pub(crate) struct Inner {
     inflight: crate::inflight::Inflight,
     /// Who listens to the session's notifications (see `mailbox`).
     pub(crate) mailbox: crate::mailbox::Mailbox,
+    /// Whether requests share one multiplexed stream per connection (the config's
+    /// `multiplex`), and that stream.
+    multiplex: bool,
+    mux: std::sync::Mutex<MuxSlot>,
+    /// Held while a multiplexed stream opens, so concurrent requests share one.
+    mux_gate: Mutex<()>,
+}
+
+/// The multiplexed stream of the current connection.
+enum MuxSlot {
+    None,
+    Open(Arc<Mux>),
+    /// The node of this connection (by its id) does not speak it.
+    Refused(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -65,7 +80,7 @@ struct Session {
     timeout_ms: u64,
 }
 
-enum Attempt {
+pub(crate) enum Attempt {
     /// Nothing reached a server: safe to send again anywhere.
     NotSent(String),
     /// The request may have reached a server.
@@ -112,6 +127,9 @@ impl Client {
                 watch_gate: Mutex::new(()),
                 inflight: Default::default(),
                 mailbox: Default::default(),
+                multiplex: cfg.multiplex,
+                mux: std::sync::Mutex::new(MuxSlot::None),
+                mux_gate: Mutex::new(()),
             }),
         })
     }
@@ -335,9 +353,38 @@ impl Client {
     }
 
     async fn send(&self, conn: &quinn::Connection, req: &RequestFrame) -> Result<Response, Attempt> {
-        let frame = send(conn, req).await?;
+        let frame = match self.mux_for(conn).await? {
+            Some(mux) => mux.call(req).await?,
+            None => send(conn, req).await?,
+        };
         self.inner.seen.fetch_max(frame.index, Ordering::AcqRel);
         Ok(frame.response)
+    }
+
+    /// The multiplexed stream to send on over `conn`, opened if need be; `None`: a stream per
+    /// request (turned off, or the node does not speak it).
+    async fn mux_for(&self, conn: &quinn::Connection) -> Result<Option<Arc<Mux>>, Attempt> {
+        if !self.inner.multiplex {
+            return Ok(None);
+        }
+        let current = || match &*self.inner.mux.lock().unwrap_or_else(|p| p.into_inner()) {
+            MuxSlot::Open(m) if m.serves(conn) => Some(Some(m.clone())),
+            MuxSlot::Refused(id) if *id == conn.stable_id() => Some(None),
+            _ => None,
+        };
+        if let Some(found) = current() {
+            return Ok(found);
+        }
+        let _gate = self.inner.mux_gate.lock().await;
+        if let Some(found) = current() {
+            return Ok(found);
+        }
+        let opened = Mux::open(conn).await?;
+        *self.inner.mux.lock().unwrap_or_else(|p| p.into_inner()) = match &opened {
+            Some(m) => MuxSlot::Open(m.clone()),
+            None => MuxSlot::Refused(conn.stable_id()),
+        };
+        Ok(opened)
     }
 
     /// The session id, while this client holds one.

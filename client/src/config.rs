@@ -6,6 +6,8 @@
 //! cert = "client.pem"
 //! key = "client.key"
 //! timeout_ms = 10000     # optional: how long one request may take, retries included
+//! multiplex = true       # optional: all requests on one stream per connection (false: a
+//!                        # stream each, as clients before it did)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -23,6 +25,14 @@ pub struct ClientConfig {
     pub key: PathBuf,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Send every request of a connection on one multiplexed stream (see
+    /// `corral_proto::mux`) rather than a stream each: less work per request at both ends.
+    #[serde(default = "yes")]
+    pub multiplex: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_timeout_ms() -> u64 {

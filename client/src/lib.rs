@@ -15,6 +15,7 @@ mod error;
 mod events;
 mod inflight;
 mod mailbox;
+mod mux;
 mod plugins;
 pub mod recipes;
 pub mod tls;

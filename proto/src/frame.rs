@@ -57,8 +57,24 @@ pub fn decode_body<T: DeserializeOwned>(buf: &[u8]) -> Result<T, FrameError> {
     options(body.len()).deserialize(body).map_err(|e| FrameError::Malformed(e.to_string()))
 }
 
+/// Decode only the start of a frame's body (version byte + body) as `T`, ignoring what
+/// follows: to find a malformed frame's leading field (a multiplexed request's tag) and
+/// answer it.
+pub fn decode_prefix<T: DeserializeOwned>(buf: &[u8]) -> Result<T, FrameError> {
+    let (&version, body) = buf.split_first().ok_or(FrameError::Empty)?;
+    if version != FRAME_VERSION {
+        return Err(FrameError::Version(version));
+    }
+    options(body.len()).allow_trailing_bytes().deserialize(body).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
 /// Read one frame from `r`. A stream that ends before the frame is complete is `Truncated`.
 pub async fn read<T: DeserializeOwned, R: AsyncRead + Unpin>(r: &mut R) -> Result<T, FrameError> {
+    decode_body(&read_raw(r).await?)
+}
+
+/// Read one frame from `r` without decoding it: its version byte and body.
+pub async fn read_raw<R: AsyncRead + Unpin>(r: &mut R) -> Result<Vec<u8>, FrameError> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len).await.map_err(eof_is_truncated)?;
     let len = u32::from_be_bytes(len) as usize;
@@ -70,7 +86,7 @@ pub async fn read<T: DeserializeOwned, R: AsyncRead + Unpin>(r: &mut R) -> Resul
     }
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf).await.map_err(eof_is_truncated)?;
-    decode_body(&buf)
+    Ok(buf)
 }
 
 /// Read the last frame of a stream: one frame, then a look for the stream's end.
@@ -172,6 +188,17 @@ mod tests {
         body.extend_from_slice(&[0xff; 9]);
         let res: Result<RequestFrame, _> = decode_body(&body);
         assert!(matches!(res, Err(FrameError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_prefix_decodes_from_a_body_whose_rest_is_garbage() {
+        let mut body = vec![FRAME_VERSION, 251, 44, 1];
+        body.extend_from_slice(&[0xEE; 9]);
+        assert_eq!(decode_prefix::<u64>(&body).expect("prefix"), 300);
+        assert!(decode_body::<u64>(&body).is_err(), "the whole body is not a u64");
+        assert!(matches!(decode_prefix::<u64>(&[2, 1]), Err(FrameError::Version(2))));
+        assert!(matches!(decode_prefix::<u64>(&[FRAME_VERSION, 251]), Err(FrameError::Malformed(_))));
+        assert!(matches!(decode_prefix::<u64>(&[]), Err(FrameError::Empty)));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod acl;
 pub mod error;
 pub mod frame;
+pub mod mux;
 pub mod path;
 pub mod plugin;
 pub mod request;

@@ -1,4 +1,5 @@
-//! Client requests. One request per QUIC bidirectional stream.
+//! Client requests: one per QUIC bidirectional stream, or many on a multiplexed one
+//! ([`crate::mux`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -212,6 +213,11 @@ pub enum Request {
     AckNotifications {
         upto: (u64, u32),
     },
+    /// Only as a stream's first frame: make this stream a multiplexed one (see
+    /// [`crate::mux`]) speaking this version of it.
+    Multiplex {
+        version: u32,
+    },
 }
 
 impl Request {
@@ -231,6 +237,7 @@ impl Request {
                 | Request::PluginQuery { .. }
                 | Request::Notifications { .. }
                 | Request::AckNotifications { .. }
+                | Request::Multiplex { .. }
         )
     }
 
@@ -254,6 +261,7 @@ impl Request {
                 | Request::PluginList { .. }
                 | Request::PluginQuery { .. }
                 | Request::Notifications { .. }
+                | Request::Multiplex { .. }
         )
     }
 }

@@ -66,6 +66,7 @@ impl Cluster {
             cert: dir.path().join("admin.pem"),
             key: dir.path().join("admin.key"),
             timeout_ms: 10_000,
+            multiplex: true,
         };
         let mut c = Cluster { dir, nodes: BTreeMap::new(), opts, client_cfg };
         for id in 1..=n {

@@ -26,6 +26,7 @@ async fn only_the_cluster_ca_gets_in() -> anyhow::Result<()> {
         cert: other.path().join("mallory.pem"),
         key: other.path().join("mallory.key"),
         timeout_ms: 3_000,
+        multiplex: true,
         ..c.client_cfg.clone()
     };
     let res = Client::new(&mallory)?.get("/").await;

@@ -129,6 +129,9 @@ impl Api {
             }
             Request::AddWatch { spec } => self.add_watch(&ctx, spec),
             Request::Events { .. } => Err(Error::bad_request("an event stream is opened on its own stream")),
+            Request::Multiplex { .. } => {
+                Err(Error::bad_request("Multiplex is only valid as the first frame of a stream"))
+            }
             Request::Sync => self.sync().await,
             Request::Status => Ok(Reply::Status(self.status())),
             Request::Initialize { members } => self.initialize(members).await,

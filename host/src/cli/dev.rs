@@ -115,6 +115,7 @@ async fn bring_up(dir: &Path, n: u64, json_mode: bool) -> Result<()> {
         cert: dir.join("admin.pem"),
         key: dir.join("admin.key"),
         timeout_ms: 10_000,
+        multiplex: true,
     };
     let text = toml::to_string(&client_cfg)?;
     std::fs::write(dir.join("client.toml"), text)?;

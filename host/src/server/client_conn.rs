@@ -1,5 +1,6 @@
-//! One client connection: each bidirectional stream carries one request and its reply. A
-//! malformed request gets an error reply on its stream; the connection and the node go on.
+//! One client connection: each bidirectional stream carries one request and its reply, or is
+//! a multiplexed stream carrying many (`super::mux`). A malformed request gets an error
+//! reply; the connection and the node go on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -61,4 +62,21 @@ pub async fn serve(conn: quinn::Connection, api: Arc<Api>, stop: CancellationTok
         }
     })
     .await
+}
+
+impl super::streams::Opening<ResponseFrame> for RequestFrame {
+    fn opens_mux(&self) -> Option<u32> {
+        match self.body {
+            Request::Multiplex { version } => Some(version),
+            _ => None,
+        }
+    }
+
+    fn mux_answer(outcome: Result<(), String>) -> ResponseFrame {
+        let response = match outcome {
+            Ok(()) => Response::Ok(Reply::Done { index: 0 }),
+            Err(why) => Response::Err(Error::bad_request(why)),
+        };
+        ResponseFrame { index: 0, response }
+    }
 }

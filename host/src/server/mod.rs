@@ -2,6 +2,7 @@
 //! and shuts down in order (stop accepting → close connections → Raft → flush storage).
 
 mod client_conn;
+mod mux;
 mod peer_conn;
 mod stream_order;
 mod streams;

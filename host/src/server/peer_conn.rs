@@ -101,3 +101,14 @@ async fn in_turn<T>(turn: Option<Turn>, submit: impl Future<Output = T>) -> T {
         Poll::Pending => submit.await,
     }
 }
+
+/// Peers send a stream per request: the order of Raft's streams matters (`stream_order`).
+impl super::streams::Opening<PeerResponse> for PeerRequest {
+    fn opens_mux(&self) -> Option<u32> {
+        None
+    }
+
+    fn mux_answer(outcome: Result<(), String>) -> PeerResponse {
+        PeerResponse::Refused(outcome.err().unwrap_or_default())
+    }
+}

@@ -1,6 +1,7 @@
 //! The one shape both connection kinds share: each bidirectional stream carries one request
-//! frame and one response frame. A bad frame is the handler's to answer (with an error reply
-//! on that stream); the connection and the node go on.
+//! frame and one response frame, unless its first frame opens a multiplexed stream
+//! (`super::mux`). A bad frame is the handler's to answer (with an error reply on that
+//! stream); the connection and the node go on.
 
 use std::future::Future;
 
@@ -19,6 +20,15 @@ pub enum Outcome<Resp> {
     Many(tokio::sync::mpsc::Receiver<Resp>),
 }
 
+/// What a stream's first frame may ask for besides its own answer.
+pub trait Opening<Resp>: Sized {
+    /// The version of multiplexed stream this frame opens, if it opens one.
+    fn opens_mux(&self) -> Option<u32>;
+    /// The answer accepting a multiplexed stream (`Ok`), or refusing it or one of its
+    /// requests, with the reason.
+    fn mux_answer(outcome: Result<(), String>) -> Resp;
+}
+
 /// Serve streams on `conn` until it closes or `stop` fires; each request runs on its own task.
 /// With `ordered`, each gets its stream's [`Turn`] (to drop at once unless the request must
 /// keep its place).
@@ -29,7 +39,7 @@ pub async fn serve<Req, Resp, F, Fut>(
     handle: F,
 ) -> Result<()>
 where
-    Req: DeserializeOwned + Send + 'static,
+    Req: DeserializeOwned + Opening<Resp> + Send + 'static,
     Resp: Serialize + Send + Sync + 'static,
     F: Fn(Option<Turn>, Result<Req, FrameError>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Outcome<Resp>> + Send + 'static,
@@ -51,7 +61,12 @@ where
             // good, and once the peer's stream limit is used up every request on the
             // connection times out (found by the nemesis, seed 1: a node could not forward to
             // the leader for a minute after a partition healed).
-            let work = handle(turn, frame::read_last::<Req, _>(&mut rx).await);
+            let first = frame::read::<Req, _>(&mut rx).await;
+            if let Some(version) = first.as_ref().ok().and_then(Opening::opens_mux) {
+                return super::mux::serve(version, tx, rx, handle).await;
+            }
+            frame::look_for_end(&mut rx);
+            let work = handle(turn, first);
             let outcome = tokio::select! {
                 o = work => o,
                 _ = tx.stopped() => return,
