@@ -533,6 +533,8 @@ impl State {
 }
 
 #[cfg(test)]
+mod digest_tests;
+#[cfg(test)]
 mod plugin_tests;
 #[cfg(test)]
 mod tests;
