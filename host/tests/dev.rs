@@ -126,7 +126,7 @@ fn bench_runs_every_workload_against_dev() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}: {stdout}\n{}", out.status, &stderr[stderr.len().saturating_sub(500)..]);
     let rows: Vec<_> = json_lines(&out).into_iter().filter(|r| r["summary"] == true).collect();
-    let steady = ["write", "read", "read-serializable", "ephemeral", "lock", "plugin", "builtin"];
+    let steady = ["write", "read", "read-serializable", "ping", "ephemeral", "lock", "plugin", "builtin"];
     for w in steady {
         let row = rows.iter().find(|r| r["workload"] == w).unwrap_or_else(|| panic!("no {w} row: {rows:?}"));
         assert!(row["ops"].as_u64() > Some(0), "{row}");

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use corral_client::{Client, ClientConfig, ClientError, Consistency, CreateMode};
+use corral_proto::Request;
 
 use super::report::{server_cpu_ms, Run};
 use super::{Workload, PLUGIN};
@@ -21,7 +22,7 @@ pub async fn run(cfg: &ClientConfig, w: Workload, n: u64, warmup: Duration, dura
         .map(|i| Client::new(&cfg.pinned(&cfg.endpoints[i as usize % cfg.endpoints.len()])))
         .collect::<Result<_, _>>()?;
     for c in &clients {
-        if matches!(w, Workload::Ephemeral | Workload::Lock) {
+        if matches!(w, Workload::Ephemeral | Workload::Lock | Workload::Ping) {
             c.start_session(10_000).await?;
         }
     }
@@ -108,6 +109,7 @@ async fn one_op(c: &Client, w: Workload, client: usize, k: u64) -> Result<(), Cl
         }
         Workload::Read => c.get("/bench").await.map(|_| ()),
         Workload::ReadSerializable => c.get_with("/bench", Consistency::Serializable).await.map(|_| ()),
+        Workload::Ping => c.request(Request::Ping).await.map(|_| ()),
         Workload::Ephemeral => {
             let mode = CreateMode { ephemeral: true, sequential: true, ..CreateMode::default() };
             let (path, _) = c.create_with("/bench/eph/e-", b"", mode).await?;

@@ -12,6 +12,9 @@
 //! - `write`: set 100-byte values, each client on its own keys (distinct keys);
 //! - `read` / `read-serializable`: get one node, linearizable (ReadIndex through the leader) or
 //!   from the local replica;
+//! - `ping`: a session's heartbeat, which the node answers after checking that the session
+//!   lives: a round trip through the client, QUIC, TLS and the node's dispatch with no tree
+//!   work, the floor under every other row (a serializable read adds a lookup and its reply);
 //! - `ephemeral`: create an ephemeral sequential node, delete it (a cycle counts once);
 //! - `lock`: `--contenders` clients acquire and release one lock (the `lock` recipe);
 //! - `plugin` / `builtin`: the bundled `counter` plugin's `add` (a replicated read-modify-write
@@ -38,6 +41,7 @@ pub enum Workload {
     Write,
     Read,
     ReadSerializable,
+    Ping,
     Ephemeral,
     Lock,
     Plugin,
