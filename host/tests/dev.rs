@@ -115,7 +115,12 @@ fn bench_runs_every_workload_against_dev() {
     let mut dev = start_dev();
     let c = dev.config();
     let c = c.as_str();
-    for (bad, why) in [("--duration=0s", "--duration"), ("--runs=0", "--runs"), ("--clients=0", "--clients")] {
+    for (bad, why) in [
+        ("--duration=0s", "--duration"),
+        ("--runs=0", "--runs"),
+        ("--clients=0", "--clients"),
+        ("--connections=0", "--connections"),
+    ] {
         let out = corral(&["--config", c, "bench", "--workload", "write", bad]);
         assert!(!out.status.success(), "{bad} accepted");
         assert!(String::from_utf8_lossy(&out.stderr).contains(why), "{bad}: {out:?}");
@@ -139,6 +144,17 @@ fn bench_runs_every_workload_against_dev() {
         assert!(row["unavailable_ms"].as_u64() > Some(0), "{row}");
     }
     assert_eq!(rows.len(), steady.len() + 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r["connections"] == r["clients"]), "a client per connection by default: {rows:?}");
+    // Clients sharing connections: several requests in flight on each, sessions shared.
+    let shared = ["--workload", "read-serializable,ephemeral", "--clients", "4", "--connections", "2"];
+    let out = corral(&[&["--config", c, "--json", "bench"][..], &shared[..], &short[4..]].concat());
+    assert!(out.status.success(), "{out:?}");
+    let rows: Vec<_> = json_lines(&out).into_iter().filter(|r| r["summary"] == true).collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for row in rows {
+        assert_eq!((row["clients"].as_u64(), row["connections"].as_u64()), (Some(4), Some(2)), "{row}");
+        assert!(row["ops"].as_u64() > Some(0) && row["errors"] == 0, "{row}");
+    }
     assert_eq!(unsafe_sigint(dev.child.id()), 0);
     assert!(dev.child.wait().expect("dev exits").success());
 }

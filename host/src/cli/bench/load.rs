@@ -14,14 +14,18 @@ use anyhow::Result;
 use corral_client::{Client, ClientConfig, ClientError, Consistency, CreateMode};
 use corral_proto::Request;
 
-use super::report::{server_cpu_ms, Run};
+use super::report::{server_cpu_ms, Run, Shape};
 use super::{Workload, PLUGIN};
 
-pub async fn run(cfg: &ClientConfig, w: Workload, n: u64, warmup: Duration, duration: Duration) -> Result<Run> {
-    let clients: Vec<Client> = (0..n)
+pub async fn run(cfg: &ClientConfig, w: Workload, shape: Shape, warmup: Duration, duration: Duration) -> Result<Run> {
+    let n = shape.clients;
+    // One `Client` per connection; the clients take them in turn, so each connection (and
+    // each endpoint) serves an equal share of them.
+    let connections: Vec<Client> = (0..shape.connections.clamp(1, n))
         .map(|i| Client::new(&cfg.pinned(&cfg.endpoints[i as usize % cfg.endpoints.len()])))
         .collect::<Result<_, _>>()?;
-    for c in &clients {
+    let clients: Vec<Client> = (0..n as usize).map(|i| connections[i % connections.len()].clone()).collect();
+    for c in &connections {
         if matches!(w, Workload::Ephemeral | Workload::Lock | Workload::Ping) {
             c.start_session(10_000).await?;
         }
@@ -89,7 +93,7 @@ pub async fn run(cfg: &ClientConfig, w: Workload, n: u64, warmup: Duration, dura
     let _ = progress.await;
     eprint!("\r{:<100}\r", "");
     let cpu_after = server_cpu_ms(cfg).await;
-    for c in &clients {
+    for c in &connections {
         let _ = c.close_session().await;
     }
     Ok(Run::from_latencies(lat, errors, elapsed, cpu_before.zip(cpu_after).map(|(a, b)| b.saturating_sub(a))))

@@ -3,6 +3,10 @@
 //! connection, pinned to the endpoints in turn, so followers forward writes as they would for
 //! a real application.
 //!
+//! `--connections` lets the clients share fewer connections (etcd's benchmark has the same
+//! knob): requests of several clients then share QUIC packets, as an application's threads
+//! sharing one `Client` would.
+//!
 //! Every workload runs for `--duration` at each concurrency in `--clients`, `--runs` times,
 //! each run after a `--warmup` of the same load that is not measured;
 //! the table shows the median run and the spread (min–max) of throughput. A progress line on
@@ -34,7 +38,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use corral_client::{Client, ClientConfig, ClientError, DeployOptions, ServerError};
 
-use report::Row;
+use report::{Row, Shape};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Workload {
@@ -64,6 +68,12 @@ pub struct BenchArgs {
     /// Concurrent clients, comma-separated: each workload runs at each.
     #[arg(long, value_delimiter = ',', default_values_t = [1u64, 16, 64])]
     clients: Vec<u64>,
+    /// Connections the clients share, spread over the endpoints like the clients (default: one
+    /// per client). With fewer connections than clients, several clients' requests travel in
+    /// one QUIC packet, as when an application's threads share one `Client`. Not for `lock`
+    /// and the failovers, whose clients each have their own.
+    #[arg(long)]
+    connections: Option<u64>,
     /// Clients contending for the one lock in the `lock` workload.
     #[arg(long, default_value_t = 8)]
     contenders: u64,
@@ -83,8 +93,8 @@ pub struct BenchArgs {
 const PLUGIN: &str = "bench-counter";
 
 pub async fn run(cfg: &ClientConfig, args: BenchArgs, j: bool) -> Result<()> {
-    if args.clients.contains(&0) || args.contenders == 0 || args.runs == 0 {
-        bail!("--clients, --contenders and --runs must be at least 1");
+    if args.clients.contains(&0) || args.contenders == 0 || args.runs == 0 || args.connections == Some(0) {
+        bail!("--clients, --connections, --contenders and --runs must be at least 1");
     }
     if args.duration.is_zero() {
         bail!("--duration must be longer than 0");
@@ -99,16 +109,21 @@ pub async fn run(cfg: &ClientConfig, args: BenchArgs, j: bool) -> Result<()> {
             _ => args.clients.clone(),
         };
         for n in concurrency {
+            let connections = match w {
+                Workload::Lock | Workload::FailoverKill | Workload::FailoverStop => n,
+                _ => args.connections.map_or(n, |c| c.min(n)),
+            };
+            let shape = Shape { clients: n, connections };
             let mut runs = Vec::new();
             for r in 0..args.runs {
                 let run = match w {
                     Workload::FailoverKill | Workload::FailoverStop => failover::run(cfg, w, args.duration).await?,
-                    _ => load::run(cfg, w, n, args.warmup, args.duration).await?,
+                    _ => load::run(cfg, w, shape, args.warmup, args.duration).await?,
                 };
-                report::print_run(j, w, n, r + 1, &run);
+                report::print_run(j, w, shape, r + 1, &run);
                 runs.push(run);
             }
-            let row = Row::from_runs(w, n, runs);
+            let row = Row::from_runs(w, shape, runs);
             report::print_row(j, &row);
             rows.push(row);
         }

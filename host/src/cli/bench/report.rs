@@ -43,24 +43,31 @@ impl Run {
     }
 }
 
+/// How many clients a row ran, and over how many connections they shared.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub clients: u64,
+    pub connections: u64,
+}
+
 /// Several runs of one workload at one concurrency: the median run (by throughput, or by
 /// unavailability for failovers) and the spread.
 pub struct Row {
     pub workload: Workload,
-    pub clients: u64,
+    pub shape: Shape,
     pub median: Run,
     pub runs: Vec<Run>,
 }
 
 impl Row {
-    pub fn from_runs(workload: Workload, clients: u64, mut runs: Vec<Run>) -> Row {
+    pub fn from_runs(workload: Workload, shape: Shape, mut runs: Vec<Run>) -> Row {
         if runs.iter().all(|r| r.unavailable_ms.is_some()) {
             runs.sort_by_key(|r| r.unavailable_ms);
         } else {
             runs.sort_by(|a, b| a.ops_per_sec.total_cmp(&b.ops_per_sec));
         }
         let median = runs[runs.len() / 2].clone();
-        Row { workload, clients, median, runs }
+        Row { workload, shape, median, runs }
     }
 }
 
@@ -76,14 +83,19 @@ pub async fn server_cpu_ms(cfg: &ClientConfig) -> Option<u64> {
     Some(total)
 }
 
-fn run_json(w: Workload, clients: u64, r: &Run) -> serde_json::Value {
-    json!({ "workload": w.name(), "clients": clients, "ops": r.ops, "errors": r.errors,
+fn run_json(w: Workload, shape: Shape, r: &Run) -> serde_json::Value {
+    json!({ "workload": w.name(), "clients": shape.clients, "connections": shape.connections,
+        "ops": r.ops, "errors": r.errors,
         "ops_per_sec": r.ops_per_sec.round(), "p50_us": r.p50_us, "p99_us": r.p99_us, "max_us": r.max_us,
         "server_cpu_us_per_op": r.cpu_us_per_op().map(|c| c.round()), "unavailable_ms": r.unavailable_ms })
 }
 
-pub fn print_run(j: bool, w: Workload, clients: u64, no: u64, r: &Run) {
-    let mut v = run_json(w, clients, r);
+pub fn print_run(j: bool, w: Workload, shape: Shape, no: u64, r: &Run) {
+    let mut v = run_json(w, shape, r);
+    let clients = match shape {
+        Shape { clients, connections } if connections < clients => format!("{clients} on {connections} connections"),
+        Shape { clients, .. } => clients.to_string(),
+    };
     v["run"] = json!(no);
     crate::cli::output::print(j, v, || match r.unavailable_ms {
         Some(u) => format!("{} run {no}: unavailable {u} ms, {} failed writes", w.name(), r.errors),
@@ -101,7 +113,7 @@ pub fn print_run(j: bool, w: Workload, clients: u64, no: u64, r: &Run) {
 
 pub fn print_row(j: bool, row: &Row) {
     if j {
-        let mut v = run_json(row.workload, row.clients, &row.median);
+        let mut v = run_json(row.workload, row.shape, &row.median);
         v["summary"] = json!(true);
         v["runs"] = json!(row.runs.len());
         v["ops_per_sec_min"] = json!(row.runs.first().map(|r| r.ops_per_sec.round()));
@@ -115,8 +127,8 @@ pub fn print_row(j: bool, row: &Row) {
 /// The final table: one line per row, medians with the spread of the runs.
 pub fn table(rows: &[Row]) -> String {
     let mut out = format!(
-        "{:<18} {:>7} {:>10} {:>17} {:>9} {:>9} {:>9} {:>10} {:>7}\n",
-        "workload", "clients", "ops/s", "(min-max)", "p50 us", "p99 us", "max us", "cpu us/op", "errors"
+        "{:<18} {:>7} {:>5} {:>10} {:>17} {:>9} {:>9} {:>9} {:>10} {:>7}\n",
+        "workload", "clients", "conns", "ops/s", "(min-max)", "p50 us", "p99 us", "max us", "cpu us/op", "errors"
     );
     for row in rows {
         let m = &row.median;
@@ -124,9 +136,10 @@ pub fn table(rows: &[Row]) -> String {
             let all: Vec<String> = row.runs.iter().filter_map(|r| r.unavailable_ms).map(|u| u.to_string()).collect();
             let failed: Vec<String> = row.runs.iter().map(|r| r.errors.to_string()).collect();
             out += &format!(
-                "{:<18} {:>7} unavailable {u} ms median (runs: {} ms), failed writes: {}\n",
+                "{:<18} {:>7} {:>5} unavailable {u} ms median (runs: {} ms), failed writes: {}\n",
                 row.workload.name(),
-                row.clients,
+                row.shape.clients,
+                row.shape.connections,
                 all.join(", "),
                 failed.join(", ")
             );
@@ -139,9 +152,10 @@ pub fn table(rows: &[Row]) -> String {
         );
         let cpu = m.cpu_us_per_op().map_or("-".to_string(), |c| format!("{c:.0}"));
         out += &format!(
-            "{:<18} {:>7} {:>10.0} {:>17} {:>9} {:>9} {:>9} {:>10} {:>7}\n",
+            "{:<18} {:>7} {:>5} {:>10.0} {:>17} {:>9} {:>9} {:>9} {:>10} {:>7}\n",
             row.workload.name(),
-            row.clients,
+            row.shape.clients,
+            row.shape.connections,
             m.ops_per_sec,
             spread,
             m.p50_us,
