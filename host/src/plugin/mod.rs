@@ -111,6 +111,12 @@ impl Plugins {
         Ok(compiled)
     }
 
+    /// The most fuel one call of the code with hash `hash` has burned on this node; `None` if
+    /// it is not compiled here or no call of it has run yet. Node-local: for placement only.
+    pub fn peak_fuel(&self, hash: &str) -> Option<u64> {
+        self.lock().get(hash).and_then(|c| c.peak_fuel())
+    }
+
     /// Forget a compiled plugin nothing runs any more.
     pub fn forget(&self, hash: &str) {
         self.lock().remove(hash);

@@ -16,6 +16,7 @@
 //! byte), so a plugin that loops over host calls runs out of fuel deterministically too.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use wasmtime::component::{ComponentExportIndex, ComponentType, Instance, InstancePre, Linker, Lower};
@@ -103,6 +104,10 @@ pub struct Compiled {
     expire: ComponentExportIndex,
     timer: ComponentExportIndex,
     migrate: Option<ComponentExportIndex>,
+    /// The most fuel one call of this code has burned on this node (0: none has run yet). Only
+    /// ever used to guess how long an entry will take (`State::may_run_long`), never to decide
+    /// a result: it differs between replicas.
+    peak_fuel: AtomicU64,
 }
 
 impl Compiled {
@@ -116,11 +121,17 @@ impl Compiled {
             timer: need("timer")?,
             migrate: find("migrate"),
             pre,
+            peak_fuel: AtomicU64::new(0),
         })
     }
 
     pub fn has_migrate(&self) -> bool {
         self.migrate.is_some()
+    }
+
+    /// The most fuel one call of this code has burned on this node, if any call has run.
+    pub fn peak_fuel(&self) -> Option<u64> {
+        Some(self.peak_fuel.load(Ordering::Relaxed)).filter(|&f| f > 0)
     }
 }
 
@@ -202,6 +213,7 @@ pub fn call(
         Err(e) => (Err(describe(&e, fuel)), None),
     };
     let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    compiled.peak_fuel.fetch_max(fuel_used.max(1), Ordering::Relaxed);
     let result = result.and_then(|out| match out.len() {
         n if n > MAX_OUTPUT_BYTES => Err(format!("the output is {n} bytes, over the limit of {MAX_OUTPUT_BYTES}")),
         _ => Ok(out),

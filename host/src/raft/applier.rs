@@ -1,7 +1,9 @@
 //! Where entries are applied: in place, on the runtime worker that runs openraft's state
 //! machine task, or on the node's own apply thread when they may run plugin code for long
-//! (`State::may_run_long`: calls whose fuel adds up to more than `state::INLINE_FUEL`, a
-//! deploy, an upgrade, a removal, a session's end, a timer that may be due).
+//! (`State::may_run_long`: calls expected to burn more than `state::INLINE_FUEL` in all, going
+//! by what their code has burned on this node so far, or granted more than
+//! `state::INLINE_BUDGET`; a deploy, an upgrade, a removal, a session's end, a timer that may
+//! be due).
 //!
 //! Why two places: a plugin call may burn its fuel for a tenth of a second or more, a deploy
 //! compiles on every replica, and one entry may hold hundreds of calls. Run on a worker, that
@@ -9,7 +11,7 @@
 //! (`corral dev` on 2 cores) would go silent past its election timeout. Handing every entry to
 //! a thread costs two thread wake-ups per apply instead: +0.1 ms on a lone client's write
 //! (measured: write x1 p50 0.65 → 0.75 ms). So entries of tree writes, bounded and quick, and
-//! of a few cheap calls stay in place; the rest cross over.
+//! of calls that have been cheap stay in place; the rest cross over.
 //!
 //! Which place never changes a result: entries are applied one call at a time either way (the
 //! state machine task waits for each), through the same function.

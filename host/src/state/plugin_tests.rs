@@ -295,25 +295,48 @@ fn calls_sharing_an_entry_get_positions_of_their_own() {
 }
 
 /// Where an entry is applied follows the plugin code it may run: cheap calls stay on the
-/// worker, calls whose budgets add up past `INLINE_FUEL` and work of unknown size go to the
-/// apply thread.
+/// worker, dear ones and work of unknown size go to the apply thread. Until a plugin's code has
+/// run on this node its calls count at their budgets; then at what they have burned here, up
+/// to `INLINE_BUDGET` granted in all, and a call that burns its budget puts its code back to
+/// budgets.
 #[test]
 fn entries_that_may_run_long_are_told_apart_by_their_fuel() {
-    let mut r = Replica::new();
+    // A runtime of its own: what other tests' calls burned must not count here.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let own = Plugins::new(dir.path()).expect("runtime");
+    let mut r = Replica { s: State::new(Arc::new(MemStore::default())).with_plugins(own), index: 0, ts: 1_000 };
     r.deploy("cheap", "counter", 10_000_000).expect("deploy");
     r.deploy("dear", "counter", INLINE_FUEL + 1).expect("deploy");
+    r.deploy("h", "hostile", 10_000_000).expect("deploy");
     let call = |name: &str| Command::plain(2_000, Op::PluginCall { name: name.into(), input: b"1".to_vec() });
     let batch = |cmds: Vec<Command>| Command::plain(2_000, Op::Batch { cmds });
-    let long = |cmds: Vec<Command>| r.s.may_run_long(cmds.iter()).expect("store");
+    let calls = |name: &str, n: u64| batch((0..n).map(|_| call(name)).collect());
+    let long = |s: &State, cmds: Vec<Command>| s.may_run_long(cmds.iter()).expect("store");
 
-    assert!(!long(vec![call("cheap")]), "a lone call with the default budget");
-    assert!(!long(vec![call("nobody")]), "a call of no plugin runs nothing");
-    assert!(long(vec![call("dear")]));
-    let cheap_calls = (INLINE_FUEL / 10_000_000) as usize;
-    assert!(!long(vec![batch((0..cheap_calls).map(|_| call("cheap")).collect())]));
-    assert!(long(vec![batch((0..=cheap_calls).map(|_| call("cheap")).collect())]), "budgets add up");
-    assert!(long(vec![call("cheap"), batch(vec![call("cheap"), Command::plain(2_000, Op::CloseSession)])]));
-    assert!(!long(vec![Command::plain(2_000, Op::Tick)]), "no timer is set");
+    assert!(!long(&r.s, vec![call("cheap")]), "a lone call with the default budget");
+    assert!(!long(&r.s, vec![call("nobody")]), "a call of no plugin runs nothing");
+    assert!(long(&r.s, vec![call("dear")]));
+    let by_budget = INLINE_FUEL / 10_000_000;
+    assert!(!long(&r.s, vec![calls("cheap", by_budget)]));
+    assert!(long(&r.s, vec![calls("cheap", by_budget + 1)]), "nothing has run yet: budgets add up");
+    assert!(long(&r.s, vec![call("cheap"), batch(vec![call("cheap"), Command::plain(2_000, Op::CloseSession)])]));
+    assert!(!long(&r.s, vec![Command::plain(2_000, Op::Tick)]), "no timer is set");
+
+    // Once the counter's code has run here, its calls count at what they burned.
+    r.call("cheap", r#"{"add":1}"#).expect("add");
+    let granted = INLINE_BUDGET / 10_000_000;
+    assert!(!long(&r.s, vec![calls("cheap", by_budget + 1)]), "cheap so far");
+    assert!(!long(&r.s, vec![calls("cheap", granted)]));
+    assert!(long(&r.s, vec![calls("cheap", granted + 1)]), "granted past INLINE_BUDGET");
+    assert!(!long(&r.s, vec![call("dear")]), "the same code, so the same history");
+
+    // Code that has burned its budget once counts at its budgets again.
+    r.call("h", r#""ok""#).expect("ok");
+    assert!(!long(&r.s, vec![calls("h", by_budget + 1)]));
+    let looped = r.call("h", r#""loop""#).expect_err("runs out of fuel");
+    assert!(looped.to_string().contains("fuel"), "{looped}");
+    assert!(long(&r.s, vec![calls("h", by_budget + 1)]));
+    assert!(!long(&r.s, vec![calls("cheap", by_budget + 1)]), "each code has its own history");
 }
 
 /// The calls of one entry share an instance while they succeed (the hostile plugin's

@@ -111,9 +111,14 @@ fn load(
     get(&keys::plugin_record(name))?.map(|b| opts().deserialize(&b).map_err(corrupt)).transpose()
 }
 
-/// The fuel budget of each call of plugin `name` (None: no such plugin).
-pub fn fuel_of(store: &dyn KvStore, name: &str) -> Result<Option<u64>, StoreError> {
-    Ok(load(|k| store.get(k), name)?.map(|rec| rec.fuel))
+/// The fuel budget of each call of plugin `name` (None: no such plugin), and the most one call
+/// of its current code has burned on this node, if `runtime` has run one.
+pub fn fuel_of(
+    store: &dyn KvStore,
+    runtime: Option<&Plugins>,
+    name: &str,
+) -> Result<Option<(u64, Option<u64>)>, StoreError> {
+    Ok(load(|k| store.get(k), name)?.map(|rec| (rec.fuel, runtime.and_then(|r| r.peak_fuel(&rec.hash)))))
 }
 
 fn save(t: &mut Txn<'_>, name: &str, rec: &Record) {
