@@ -180,7 +180,7 @@ impl State {
     /// then up to [`PEAK_MARGIN`] times the most one of its calls has burned here: a group
     /// commit of 16 cheap calls with the default budget (10 million each) stays in place,
     /// where budgets alone would send it to the apply thread (two thread wake-ups per entry on
-    /// each replica; 7–10 µs of server CPU per call at 64 clients). Only says where to apply
+    /// each replica; about 6 µs of server CPU per call at 64 clients). Only says where to apply
     /// them (`raft::applier`): a wrong answer costs time, never a different result, so
     /// node-local history may decide it.
     pub fn may_run_long<'a>(&self, cmds: impl Iterator<Item = &'a Command>) -> Result<bool, StoreError> {
