@@ -39,6 +39,11 @@ impl ReadCache {
         self.map.get(key).cloned()
     }
 
+    /// Whether sled is known to hold no value for `key`.
+    pub fn known_absent(&self, key: &[u8]) -> bool {
+        matches!(self.map.get(key), Some(None))
+    }
+
     /// Remember what sled holds for `key`.
     pub fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
         if let Some(old) = self.map.remove(&key) {

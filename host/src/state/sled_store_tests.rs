@@ -171,3 +171,24 @@ fn a_flush_does_not_wait_for_the_write_back_threads_pause() {
     assert!(started.elapsed() < Duration::from_secs(60), "flush waited {:?}", started.elapsed());
     assert_eq!(store.tree.iter().count(), 2, "the flush wrote back what was pending");
 }
+
+#[test]
+fn a_deletion_reaches_sled_unless_sled_never_held_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    // Both read while sled has neither: both cached as absent.
+    assert_eq!(store.get(b"a/1").unwrap(), None);
+    assert_eq!(store.get(b"a/2").unwrap(), None);
+    store.commit(Writes::from([(b"a/1".to_vec(), Some(b"1".to_vec()))])).unwrap();
+    store.flush().unwrap();
+    assert!(store.tree.contains_key(b"a/1").unwrap());
+    // a/1 is in sled now, so its deletion must be written; a/2 lives and dies in one write-back.
+    store.commit(Writes::from([(b"a/1".to_vec(), None), (b"a/2".to_vec(), Some(b"2".to_vec()))])).unwrap();
+    store.commit(Writes::from([(b"a/2".to_vec(), None)])).unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.tree.iter().count(), 0, "sled still holds a deleted key");
+    drop(store);
+    let store = reopen(dir.path());
+    assert_eq!(store.get(b"a/1").unwrap(), None);
+    assert_eq!(store.get(b"a/2").unwrap(), None);
+}
