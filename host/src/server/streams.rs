@@ -66,7 +66,8 @@ where
                 return super::mux::serve(version, tx, rx, handle).await;
             }
             frame::look_for_end(&mut rx);
-            let work = handle(turn, first);
+            // Boxed, so the task stays small to spawn (see `mux::serve`).
+            let work = Box::pin(handle(turn, first));
             let outcome = tokio::select! {
                 o = work => o,
                 _ = tx.stopped() => return,
