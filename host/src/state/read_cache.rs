@@ -9,8 +9,11 @@
 //! Only a cache: it holds exactly what sled holds for each key in it (`None`: sled has no
 //! such key), never anything newer, so what `apply` reads does not depend on it. Its owner
 //! keeps it so: entries are added from a sled read made while no write-back of that key can
-//! run, and from a write-back's batch once sled has it. When it outgrows its budget it is
-//! emptied rather than trimmed: no order to keep, and refilling is only reads.
+//! run, and refreshed (or, for a deletion, dropped) from a write-back's batch once sled has
+//! it. When it outgrows its budget it is emptied rather than trimmed: no order to keep, and
+//! refilling is only reads.
+//!
+//! The write-back also asks it which deletions sled can skip ([`ReadCache::known_absent`]).
 
 use std::collections::HashMap;
 
