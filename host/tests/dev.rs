@@ -135,7 +135,7 @@ fn bench_runs_every_workload_against_dev() {
     for w in steady {
         let row = rows.iter().find(|r| r["workload"] == w).unwrap_or_else(|| panic!("no {w} row: {rows:?}"));
         assert!(row["ops"].as_u64() > Some(0), "{row}");
-        assert_eq!(row["errors"], 0, "{row}");
+        assert_eq!(row["errors"], 0, "{row}\n{}", failures(&out));
         assert!(row["p50_us"].as_u64() > Some(0), "{row}");
     }
     for w in ["failover-kill", "failover-stop"] {
@@ -153,10 +153,16 @@ fn bench_runs_every_workload_against_dev() {
     assert_eq!(rows.len(), 2, "{rows:?}");
     for row in rows {
         assert_eq!((row["clients"].as_u64(), row["connections"].as_u64()), (Some(4), Some(2)), "{row}");
-        assert!(row["ops"].as_u64() > Some(0) && row["errors"] == 0, "{row}");
+        assert!(row["ops"].as_u64() > Some(0) && row["errors"] == 0, "{row}\n{}", failures(&out));
     }
     assert_eq!(unsafe_sigint(dev.child.id()), 0);
     assert!(dev.child.wait().expect("dev exits").success());
+}
+
+/// What the bench said of its failed operations (it prints the first few of each client's).
+fn failures(out: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr.lines().filter(|l| l.starts_with("corral bench: ") && l.contains(" client ")).collect::<Vec<_>>().join("\n")
 }
 
 fn unsafe_sigint(pid: u32) -> i32 {

@@ -17,6 +17,9 @@ use corral_proto::Request;
 use super::report::{server_cpu_ms, Run, Shape};
 use super::{Workload, PLUGIN};
 
+/// Failed operations each client prints (to stderr) per run, after which it only counts them.
+const SHOWN_ERRORS: u64 = 3;
+
 pub async fn run(cfg: &ClientConfig, w: Workload, shape: Shape, warmup: Duration, duration: Duration) -> Result<Run> {
     let n = shape.clients;
     // One `Client` per connection; the clients take them in turn, so each connection (and
@@ -49,7 +52,13 @@ pub async fn run(cfg: &ClientConfig, w: Workload, shape: Shape, warmup: Duration
                         lat.push(t.elapsed());
                         done.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(_) if counts => errors += 1,
+                    Err(e) if counts => {
+                        errors += 1;
+                        // A count alone does not say what went wrong; a few of them do.
+                        if errors <= SHOWN_ERRORS {
+                            eprintln!("\ncorral bench: {} client {i}: {e}", w.name());
+                        }
+                    }
                     _ => {}
                 }
             }
