@@ -11,6 +11,7 @@ mod command;
 mod deadlines;
 pub mod digest;
 mod keys;
+mod layer;
 mod mail_bells;
 mod multi;
 pub mod plugins;

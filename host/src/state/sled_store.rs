@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::layer::{key_hash, Layer};
 use super::read_cache::ReadCache;
 use super::store::{KvStore, StoreError};
 use super::txn::Writes;
@@ -55,9 +56,9 @@ const TUNING: Tuning = Tuning { every: WRITE_BACK_EVERY, bytes: WRITE_BACK_BYTES
 
 #[derive(Default)]
 struct Layers {
-    active: Writes,
+    active: Layer,
     active_bytes: usize,
-    frozen: Option<Arc<Writes>>,
+    frozen: Option<Arc<Layer>>,
 }
 
 struct WriteBack {
@@ -153,10 +154,10 @@ impl SledStore {
         let handle = std::thread::Builder::new()
             .name("state-write-back".into())
             .spawn(move || loop {
-                write_batch(&tree, &batch, &cache)?;
+                write_batch(&tree, batch.writes(), &cache)?;
                 {
                     let mut l = layers.write().unwrap_or_else(|p| p.into_inner());
-                    lock(&cache).absorb(&batch);
+                    lock(&cache).absorb(batch.writes());
                     l.frozen = None;
                 }
                 if !linger.load(Ordering::SeqCst) {
@@ -191,7 +192,7 @@ impl SledStore {
 }
 
 /// Move `active` to `frozen` (nothing to do if it is empty).
-fn freeze(l: &mut Layers) -> Option<Arc<Writes>> {
+fn freeze(l: &mut Layers) -> Option<Arc<Layer>> {
     if l.active.is_empty() {
         return None;
     }
@@ -248,15 +249,16 @@ fn overlay(upper: impl Iterator<Item = Row>, lower: impl Iterator<Item = Row>) -
     })
 }
 
-fn layer_from<'a>(layer: Option<&'a Writes>, from: &[u8]) -> impl Iterator<Item = Row> + 'a {
+fn layer_from<'a>(layer: Option<&'a Layer>, from: &[u8]) -> impl Iterator<Item = Row> + 'a {
     let from = from.to_vec();
-    layer.into_iter().flat_map(move |l| l.range(from.clone()..)).map(|(k, v)| Ok((k.clone(), v.clone())))
+    layer.into_iter().flat_map(move |l| l.writes().range(from.clone()..)).map(|(k, v)| Ok((k.clone(), v.clone())))
 }
 
 impl KvStore for SledStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let l = self.layers();
-        if let Some(v) = l.active.get(key).or_else(|| l.frozen.as_ref().and_then(|f| f.get(key))) {
+        let hash = key_hash(key);
+        if let Some(v) = l.active.get(key, hash).or_else(|| l.frozen.as_ref().and_then(|f| f.get(key, hash))) {
             return Ok(v.clone());
         }
         // With `l` held, no write-back of `key` can land before this is cached: a key being
