@@ -97,6 +97,15 @@ pub struct RaftConfig {
     pub snapshot_every: u64,
     /// Entries kept in the WAL behind a snapshot, for followers that are only a little behind.
     pub keep_logs: u64,
+    /// Also take a snapshot once the log since the last one holds this many bytes (encoded;
+    /// a small write takes about 5 times as much in memory), or the last snapshot's size if
+    /// larger (so that a large state is not rewritten for every few MB of log). The log is
+    /// kept in memory until a snapshot lets it go: counted in entries alone, a log of large
+    /// values could outgrow the machine's memory before `snapshot_every` came round.
+    pub snapshot_log_bytes: u64,
+    /// At most this many bytes of entries are kept behind a snapshot, whatever `keep_logs`
+    /// allows.
+    pub keep_log_bytes: u64,
     /// How long a client request may wait for a leader or a quorum.
     pub request_timeout_ms: u64,
 }
@@ -110,6 +119,8 @@ impl Default for RaftConfig {
             election_max_ms: None,
             snapshot_every: 20_000,
             keep_logs: 5_000,
+            snapshot_log_bytes: 32 << 20,
+            keep_log_bytes: 8 << 20,
             request_timeout_ms: 5_000,
         }
     }
@@ -281,6 +292,9 @@ impl NodeConfig {
         if self.raft.snapshot_every == 0 {
             return Err("field `raft.snapshot_every`: must be above 0".into());
         }
+        if self.raft.snapshot_log_bytes == 0 {
+            return Err("field `raft.snapshot_log_bytes`: must be above 0".into());
+        }
         if self.limits.max_data_bytes == 0 || self.limits.max_data_bytes > corral_proto::frame::MAX_FRAME_BYTES / 2 {
             return Err(format!(
                 "field `limits.max_data_bytes`: must be between 1 and {}",
@@ -327,6 +341,7 @@ mod tests {
             (GOOD.replace("listen = \"127.0.0.1:0\"", "listen = \"nowhere\""), "field `listen`"),
             (format!("{GOOD}[raft]\nheartbeat_ms = 500\n"), "field `raft.heartbeat_ms`"),
             (format!("{GOOD}[raft]\nprofile = \"moon\"\n"), "field `raft.profile`"),
+            (format!("{GOOD}[raft]\nsnapshot_log_bytes = 0\n"), "field `raft.snapshot_log_bytes`"),
             (format!("{GOOD}bogus = 1\n"), "bogus"),
             (GOOD.replace("cert = \"c.pem\"\n", ""), "missing field `cert`"),
             (GOOD.replace("data_dir = \"d\"\n", "data_dir = \"d\"\nworker_threads = 0\n"), "field `worker_threads`"),

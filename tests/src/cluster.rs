@@ -15,6 +15,8 @@ use crate::proc::{corral_cmd, signal};
 pub struct NodeOpts {
     pub snapshot_every: Option<u64>,
     pub keep_logs: Option<u64>,
+    pub snapshot_log_bytes: Option<u64>,
+    pub keep_log_bytes: Option<u64>,
     pub wal_segment_bytes: Option<u64>,
     pub wal_drop_unsynced_ms: Option<u64>,
     pub max_data_bytes: Option<usize>,
@@ -103,6 +105,12 @@ impl Cluster {
         }
         if let Some(v) = o.keep_logs {
             text += &format!("keep_logs = {v}\n");
+        }
+        if let Some(v) = o.snapshot_log_bytes {
+            text += &format!("snapshot_log_bytes = {v}\n");
+        }
+        if let Some(v) = o.keep_log_bytes {
+            text += &format!("keep_log_bytes = {v}\n");
         }
         text += "[acl]\nadmins = [\"admin\"]\n[limits]\n";
         if let Some(v) = o.max_data_bytes {

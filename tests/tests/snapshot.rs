@@ -43,3 +43,55 @@ async fn a_node_down_during_compaction_catches_up_through_a_snapshot() -> anyhow
     }
     Ok(())
 }
+
+/// The log is compacted by its bytes too: large values make each node snapshot long before
+/// `snapshot_every` entries, and purge what it keeps behind the snapshot down to
+/// `keep_log_bytes`, so that the log held in memory (and its WAL) stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_values_are_compacted_by_bytes_long_before_the_entry_count() -> anyhow::Result<()> {
+    const VALUE: usize = 32 * 1024;
+    const WRITES: usize = 96;
+    let opts = NodeOpts {
+        // Far above the entries written: only the byte budgets can cause a snapshot or a purge.
+        snapshot_every: Some(100_000),
+        keep_logs: Some(100_000),
+        snapshot_log_bytes: Some(256 * 1024),
+        keep_log_bytes: Some(64 * 1024),
+        wal_segment_bytes: Some(64 * 1024),
+        ..NodeOpts::default()
+    };
+    let c = Cluster::start(3, opts).await?;
+    let leader = c.wait_leader(Duration::from_secs(10)).await?;
+    let client = c.client_on(leader)?;
+    for i in 0..WRITES {
+        client.create(&format!("/big{i:03}"), &vec![i as u8; VALUE]).await?;
+    }
+    let written = (WRITES * VALUE) as u64;
+    let wal_bytes = |id: u64| -> u64 {
+        std::fs::read_dir(c.wal_dir(id))
+            .map(|d| d.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+            .unwrap_or(u64::MAX)
+    };
+    // Budgets plus what is in flight and the WAL's partly used segments; everything written
+    // would be 3 MB.
+    let bound = written / 3;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    for id in c.ids() {
+        loop {
+            let st = c.status(id).await?;
+            let wal = wal_bytes(id);
+            if st.snapshot_index > 0 && wal < bound {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("node {id}: snapshot at {}, WAL {wal} bytes (bound {bound})", st.snapshot_index);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for i in (0..WRITES).step_by(17) {
+        let (data, _) = client.get_with(&format!("/big{i:03}"), Consistency::Linearizable).await?;
+        assert_eq!(data, vec![i as u8; VALUE], "/big{i:03}");
+    }
+    Ok(())
+}

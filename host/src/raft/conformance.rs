@@ -81,3 +81,34 @@ async fn commit_index_rides_with_the_next_append_and_is_kept_at_a_clean_stop() {
     let mut log = LogStore::open(dir.path(), small_wal()).expect("reopen after the stop");
     assert_eq!(log.read_committed().await.expect("read"), Some(id(4)), "the clean stop wrote it");
 }
+
+/// The encoded bytes the log holds, which bound its memory (`log_memory.rs`), follow every
+/// append, truncation and purge, and a reopen.
+#[tokio::test]
+async fn the_log_counts_the_bytes_it_holds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = |i: u64| LogId::new(CommittedLeaderId::new(1, 1), i);
+    let entry = |i: u64| Entry::<TypeConfig> { log_id: id(i), payload: EntryPayload::Blank };
+    let b;
+    {
+        let mut log = LogStore::open(dir.path(), small_wal()).expect("open");
+        log.blocking_append((1..=10).map(entry)).await.expect("append");
+        // Every entry here encodes to the same size.
+        b = log.bytes_after(Some(9));
+        assert!(b > 0);
+        assert_eq!(log.bytes_after(None), 10 * b);
+        assert_eq!(log.bytes_after(Some(4)), 6 * b);
+        assert_eq!(log.bytes_after(Some(10)), 0);
+        // Keep at most 3 entries' bytes behind a snapshot at 8: 8, 7, 6 stay, 5 and older go.
+        assert_eq!(log.purge_point(8, 3 * b), Some(5));
+        assert_eq!(log.purge_point(8, 8 * b), None);
+        log.truncate(id(9)).await.expect("truncate");
+        assert_eq!(log.bytes_after(None), 8 * b);
+        log.purge(id(3)).await.expect("purge");
+        assert_eq!(log.bytes_after(None), 5 * b);
+        assert_eq!(log.purge_point(8, 3 * b), Some(5));
+        log.blocking_append([entry(9)]).await.expect("append");
+    }
+    let log = LogStore::open(dir.path(), small_wal()).expect("reopen");
+    assert_eq!(log.bytes_after(None), 6 * b, "entries 4..=9 after the reopen");
+}

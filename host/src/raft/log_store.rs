@@ -44,6 +44,9 @@ impl Drop for Inner {
 #[derive(Default)]
 struct Mem {
     entries: BTreeMap<u64, Entry<TypeConfig>>,
+    /// Each entry's encoded size, by index: what the log's memory is bounded by
+    /// (`raft/log_memory.rs`).
+    sizes: BTreeMap<u64, u64>,
     last_purged: Option<LogId>,
     committed: Option<LogId>,
     /// The commit index's record, not yet handed to the WAL (see `save_committed`).
@@ -78,21 +81,18 @@ impl LogStore {
                 RecordKind::Entry if purged_through.is_some_and(|p| r.index <= p) => {}
                 RecordKind::Entry => {
                     let e: Entry<TypeConfig> = dec(&r.payload)?;
-                    mem.entries.insert(r.index, e);
+                    mem.insert(e, r.payload.len());
                 }
-                RecordKind::TruncateFrom => {
-                    mem.entries.split_off(&r.index);
-                }
+                RecordKind::TruncateFrom => mem.truncate(r.index),
                 RecordKind::PurgeThrough => {
                     let id: LogId = dec(&r.payload)?;
-                    mem.entries = mem.entries.split_off(&(r.index + 1));
-                    mem.last_purged = Some(id);
+                    mem.purge(id);
                 }
                 RecordKind::Meta => mem.committed = dec(&r.payload)?,
             }
         }
         if let Some(p) = mem.last_purged {
-            mem.entries = mem.entries.split_off(&(p.index + 1));
+            mem.purge(p);
         }
         tracing::info!(
             entries = mem.entries.len(),
@@ -109,6 +109,49 @@ impl LogStore {
 
     fn mem_mut(&self) -> std::sync::RwLockWriteGuard<'_, Mem> {
         self.inner.mem.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The encoded bytes of the entries held after `index` (all of them for `None`).
+    pub fn bytes_after(&self, index: Option<u64>) -> u64 {
+        let m = self.mem();
+        match index {
+            Some(i) => m.sizes.range(i + 1..).map(|(_, s)| s).sum(),
+            None => m.sizes.values().sum(),
+        }
+    }
+
+    /// The index to purge through so that the entries held up to `through` (those a snapshot
+    /// covers) come to at most `keep_bytes`; `None` if they already do.
+    pub fn purge_point(&self, through: u64, keep_bytes: u64) -> Option<u64> {
+        let m = self.mem();
+        let mut kept = 0;
+        for (&i, &s) in m.sizes.range(..=through).rev() {
+            kept += s;
+            if kept > keep_bytes {
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
+impl Mem {
+    fn insert(&mut self, e: Entry<TypeConfig>, encoded: usize) {
+        self.sizes.insert(e.log_id.index, encoded as u64);
+        self.entries.insert(e.log_id.index, e);
+    }
+
+    /// Drop the entries from `index` on.
+    fn truncate(&mut self, index: u64) {
+        self.entries.split_off(&index);
+        self.sizes.split_off(&index);
+    }
+
+    /// Drop the entries through `id`.
+    fn purge(&mut self, id: LogId) {
+        self.entries = self.entries.split_off(&(id.index + 1));
+        self.sizes = self.sizes.split_off(&(id.index + 1));
+        self.last_purged = Some(id);
     }
 }
 
@@ -177,8 +220,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut m = self.mem_mut();
             records.extend(m.committed_unsaved.take());
             for e in entries {
-                records.push(Record { kind: RecordKind::Entry, index: e.log_id.index, payload: enc(&e)? });
-                m.entries.insert(e.log_id.index, e);
+                let payload = enc(&e)?;
+                let encoded = payload.len();
+                records.push(Record { kind: RecordKind::Entry, index: e.log_id.index, payload });
+                m.insert(e, encoded);
             }
         }
         self.inner.wal.submit(&records, Some(Box::new(move |res| callback.log_io_completed(res))));
@@ -189,7 +234,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut records = Vec::new();
         {
             let mut m = self.mem_mut();
-            m.entries.split_off(&log_id.index);
+            m.truncate(log_id.index);
             records.extend(m.committed_unsaved.take());
         }
         records.push(Record { kind: RecordKind::TruncateFrom, index: log_id.index, payload: Vec::new() });
@@ -201,8 +246,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut records = Vec::new();
         {
             let mut m = self.mem_mut();
-            m.entries = m.entries.split_off(&(log_id.index + 1));
-            m.last_purged = Some(log_id);
+            m.purge(log_id);
             records.extend(m.committed_unsaved.take());
         }
         records.push(Record { kind: RecordKind::PurgeThrough, index: log_id.index, payload: enc(&log_id)? });

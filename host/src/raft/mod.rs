@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 mod applier;
+pub mod log_memory;
 pub mod log_store;
 pub mod network;
 pub mod rpc;

@@ -228,3 +228,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         .map_err(sm_err)?
     }
 }
+
+/// Where the latest snapshot of the node with data directory `dir` is kept.
+pub fn snapshot_file(dir: &Path) -> std::path::PathBuf {
+    dir.join(SNAPSHOT_FILE)
+}

@@ -95,6 +95,7 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
     .validate()
     .context("raft settings")?;
     let network = Network { id: cfg.id, pool: pool.clone(), retry: Duration::from_millis(heartbeat) };
+    let log_bytes = log.clone();
     let raft = Raft::new(cfg.id, Arc::new(raft_config), network, log, sm).await.context("starting raft")?;
 
     if !cfg.initial_members.is_empty() && !raft.is_initialized().await? {
@@ -137,6 +138,16 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
     let tracker = TaskTracker::new();
     tracker.spawn(sessions.run(shutdown.clone()));
     tracker.spawn(crate::api::divergence_check(api.clone(), shutdown.clone()));
+    tracker.spawn(crate::raft::log_memory::run(
+        raft.clone(),
+        log_bytes,
+        crate::raft::state_machine::snapshot_file(&cfg.data_dir),
+        crate::raft::log_memory::Budget {
+            snapshot_log_bytes: cfg.raft.snapshot_log_bytes,
+            keep_log_bytes: cfg.raft.keep_log_bytes,
+        },
+        shutdown.clone(),
+    ));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
