@@ -46,7 +46,9 @@ async fn a_node_down_during_compaction_catches_up_through_a_snapshot() -> anyhow
 
 /// The log is compacted by its bytes too: large values make each node snapshot long before
 /// `snapshot_every` entries, and purge what it keeps behind the snapshot down to
-/// `keep_log_bytes`, so that the log held in memory (and its WAL) stays bounded.
+/// `keep_log_bytes`, so that the log held in memory (and its WAL) stays bounded. One key is
+/// overwritten, so the state (and its snapshot) stays one value small: a node may otherwise let
+/// its log grow to the state's size before a snapshot, by design.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn large_values_are_compacted_by_bytes_long_before_the_entry_count() -> anyhow::Result<()> {
     const VALUE: usize = 32 * 1024;
@@ -63,18 +65,19 @@ async fn large_values_are_compacted_by_bytes_long_before_the_entry_count() -> an
     let c = Cluster::start(3, opts).await?;
     let leader = c.wait_leader(Duration::from_secs(10)).await?;
     let client = c.client_on(leader)?;
+    client.create("/big", b"").await?;
     for i in 0..WRITES {
-        client.create(&format!("/big{i:03}"), &vec![i as u8; VALUE]).await?;
+        client.set("/big", &vec![i as u8; VALUE], None).await?;
     }
-    let written = (WRITES * VALUE) as u64;
     let wal_bytes = |id: u64| -> u64 {
         std::fs::read_dir(c.wal_dir(id))
             .map(|d| d.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
             .unwrap_or(u64::MAX)
     };
-    // Budgets plus what is in flight and the WAL's partly used segments; everything written
-    // would be 3 MB.
-    let bound = written / 3;
+    // The budgets (320 KB), an entry in flight, the WAL's partly used segments and the zeros
+    // it writes ahead of its records. Everything written is 3 MB, 6 MB of WAL without the
+    // budgets.
+    let bound = 1536 * 1024;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     for id in c.ids() {
         loop {
@@ -89,9 +92,7 @@ async fn large_values_are_compacted_by_bytes_long_before_the_entry_count() -> an
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    for i in (0..WRITES).step_by(17) {
-        let (data, _) = client.get_with(&format!("/big{i:03}"), Consistency::Linearizable).await?;
-        assert_eq!(data, vec![i as u8; VALUE], "/big{i:03}");
-    }
+    let (data, _) = client.get_with("/big", Consistency::Linearizable).await?;
+    assert_eq!(data, vec![(WRITES - 1) as u8; VALUE]);
     Ok(())
 }
