@@ -98,7 +98,7 @@ pub struct RaftConfig {
     /// Entries kept in the WAL behind a snapshot, for followers that are only a little behind.
     pub keep_logs: u64,
     /// Also take a snapshot once the log since the last one holds this many bytes (encoded;
-    /// a small write takes about 5 times as much in memory), or the last snapshot's size if
+    /// a small write takes several times as much in memory), or the last snapshot's size if
     /// larger (so that a large state is not rewritten for every few MB of log). The log is
     /// kept in memory until a snapshot lets it go: counted in entries alone, a log of large
     /// values could outgrow the machine's memory before `snapshot_every` came round.

@@ -3,9 +3,8 @@
 //! Why: the log store holds every entry in memory until a snapshot lets openraft purge it, and
 //! openraft's snapshot policy and the entries it keeps behind a snapshot are counts of entries
 //! (`raft.snapshot_every`, `raft.keep_logs`). An entry's size varies by three orders of
-//! magnitude: a group of 64 small writes is ~20 KB in memory, one 1 MB value is 1 MB. At 64
-//! clients a node's memory grew to ~700 MB before the first snapshot, and 25,000 entries of
-//! 1 MB values would be 25 GB.
+//! magnitude: a group of ~15 small writes encodes to ~2.3 KB, one 1 MB value to 1 MB; 25,000
+//! entries of 1 MB values would be 25 GB.
 //!
 //! So, every [`CHECK_EVERY`], on every node (each compacts its own log):
 //! - when the entries after the last snapshot hold more than `raft.snapshot_log_bytes` (or the
@@ -26,18 +25,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::log_store::LogStore;
 use super::Raft;
+use crate::config::RaftConfig;
 
 const CHECK_EVERY: Duration = Duration::from_millis(200);
 /// A snapshot asked for and not seen this long after is asked for again (openraft ignores the
 /// trigger while another snapshot is being built).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
-pub struct Budget {
-    pub snapshot_log_bytes: u64,
-    pub keep_log_bytes: u64,
-}
-
-pub async fn run(raft: Raft, log: LogStore, snapshot_file: PathBuf, budget: Budget, stop: CancellationToken) {
+/// `budget`: the node's `raft.snapshot_log_bytes` and `raft.keep_log_bytes`.
+pub async fn run(raft: Raft, log: LogStore, snapshot_file: PathBuf, budget: RaftConfig, stop: CancellationToken) {
     let mut asked: Option<(Option<u64>, Instant)> = None;
     let mut purge_asked: Option<u64> = None;
     let mut tick = tokio::time::interval(CHECK_EVERY);

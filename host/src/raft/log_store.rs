@@ -41,12 +41,15 @@ impl Drop for Inner {
     }
 }
 
+/// An entry, and its encoded size: what the log's memory is bounded by (`raft/log_memory.rs`).
+struct Held {
+    entry: Entry<TypeConfig>,
+    encoded: u64,
+}
+
 #[derive(Default)]
 struct Mem {
-    entries: BTreeMap<u64, Entry<TypeConfig>>,
-    /// Each entry's encoded size, by index: what the log's memory is bounded by
-    /// (`raft/log_memory.rs`).
-    sizes: BTreeMap<u64, u64>,
+    entries: BTreeMap<u64, Held>,
     last_purged: Option<LogId>,
     committed: Option<LogId>,
     /// The commit index's record, not yet handed to the WAL (see `save_committed`).
@@ -115,8 +118,8 @@ impl LogStore {
     pub fn bytes_after(&self, index: Option<u64>) -> u64 {
         let m = self.mem();
         match index {
-            Some(i) => m.sizes.range(i + 1..).map(|(_, s)| s).sum(),
-            None => m.sizes.values().sum(),
+            Some(i) => m.entries.range(i + 1..).map(|(_, h)| h.encoded).sum(),
+            None => m.entries.values().map(|h| h.encoded).sum(),
         }
     }
 
@@ -125,8 +128,8 @@ impl LogStore {
     pub fn purge_point(&self, through: u64, keep_bytes: u64) -> Option<u64> {
         let m = self.mem();
         let mut kept = 0;
-        for (&i, &s) in m.sizes.range(..=through).rev() {
-            kept += s;
+        for (&i, h) in m.entries.range(..=through).rev() {
+            kept += h.encoded;
             if kept > keep_bytes {
                 return Some(i);
             }
@@ -137,20 +140,17 @@ impl LogStore {
 
 impl Mem {
     fn insert(&mut self, e: Entry<TypeConfig>, encoded: usize) {
-        self.sizes.insert(e.log_id.index, encoded as u64);
-        self.entries.insert(e.log_id.index, e);
+        self.entries.insert(e.log_id.index, Held { entry: e, encoded: encoded as u64 });
     }
 
     /// Drop the entries from `index` on.
     fn truncate(&mut self, index: u64) {
         self.entries.split_off(&index);
-        self.sizes.split_off(&index);
     }
 
     /// Drop the entries through `id`.
     fn purge(&mut self, id: LogId) {
         self.entries = self.entries.split_off(&(id.index + 1));
-        self.sizes = self.sizes.split_off(&(id.index + 1));
         self.last_purged = Some(id);
     }
 }
@@ -160,7 +160,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError> {
-        Ok(self.mem().entries.range(range).map(|(_, e)| e.clone()).collect())
+        Ok(self.mem().entries.range(range).map(|(_, h)| h.entry.clone()).collect())
     }
 }
 
@@ -169,7 +169,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let m = self.mem();
-        let last = m.entries.values().next_back().map(|e| e.log_id).or(m.last_purged);
+        let last = m.entries.values().next_back().map(|h| h.entry.log_id).or(m.last_purged);
         Ok(LogState { last_purged_log_id: m.last_purged, last_log_id: last })
     }
 

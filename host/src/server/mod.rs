@@ -142,10 +142,7 @@ pub async fn run(cfg: NodeConfig, shutdown: CancellationToken, on_ready: impl Fn
         raft.clone(),
         log_bytes,
         crate::raft::state_machine::snapshot_file(&cfg.data_dir),
-        crate::raft::log_memory::Budget {
-            snapshot_log_bytes: cfg.raft.snapshot_log_bytes,
-            keep_log_bytes: cfg.raft.keep_log_bytes,
-        },
+        cfg.raft.clone(),
         shutdown.clone(),
     ));
     loop {
