@@ -7,6 +7,8 @@
 //! entries of 1 MB values would be 25 GB.
 //!
 //! So, every [`CHECK_EVERY`], on every node (each compacts its own log):
+//! - the entries applied since the last check are kept encoded only ([`LogStore::cool`]):
+//!   decoded, they take about six times the bytes;
 //! - when the entries after the last snapshot hold more than `raft.snapshot_log_bytes` (or the
 //!   last snapshot's size, if larger: a snapshot rewrites the whole state, which must not be
 //!   done for every few MB of log when the state is large), a snapshot is triggered;
@@ -43,7 +45,14 @@ pub async fn run(raft: Raft, log: LogStore, snapshot_file: PathBuf, budget: Raft
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let snapshot = raft.metrics().borrow().snapshot.map(|id| id.index);
+        let (snapshot, applied) = {
+            let metrics = raft.metrics();
+            let m = metrics.borrow();
+            (m.snapshot.map(|id| id.index), m.last_applied.map(|id| id.index))
+        };
+        if let Some(applied) = applied {
+            log.cool(applied);
+        }
         let since = log.bytes_after(snapshot);
         if since > budget.snapshot_log_bytes {
             // The state's size, as of its last snapshot (none yet: the log's budget decides).
