@@ -34,6 +34,13 @@ pub(crate) fn key_hash(key: &[u8]) -> u64 {
 }
 
 impl Layer {
+    /// An empty layer with room for `keys` keys' hashes: the next layer is sized like the one
+    /// just frozen, instead of regrowing its set from empty every write-back (~1% of a node's
+    /// CPU at ephemeral x64).
+    pub fn with_capacity(keys: usize) -> Layer {
+        Layer { writes: Writes::new(), hashes: foldhash::HashSet::with_capacity_and_hasher(keys, Default::default()) }
+    }
+
     pub fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
         self.hashes.insert(key_hash(&key));
         self.writes.insert(key, value);
@@ -53,6 +60,10 @@ impl Layer {
 
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.writes.len()
     }
 }
 

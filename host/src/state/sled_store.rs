@@ -196,7 +196,8 @@ fn freeze(l: &mut Layers) -> Option<Arc<Layer>> {
     if l.active.is_empty() {
         return None;
     }
-    let batch = Arc::new(std::mem::take(&mut l.active));
+    let next = Layer::with_capacity(l.active.len());
+    let batch = Arc::new(std::mem::replace(&mut l.active, next));
     l.active_bytes = 0;
     l.frozen = Some(batch.clone());
     Some(batch)
