@@ -34,8 +34,8 @@ const CHECK_EVERY: Duration = Duration::from_millis(200);
 /// trigger while another snapshot is being built).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
-/// `budget`: the node's `raft.snapshot_log_bytes` and `raft.keep_log_bytes`.
-pub async fn run(raft: Raft, log: LogStore, snapshot_file: PathBuf, budget: RaftConfig, stop: CancellationToken) {
+/// The budgets are `cfg`'s `snapshot_log_bytes` and `keep_log_bytes`.
+pub async fn run(raft: Raft, log: LogStore, snapshot_file: PathBuf, cfg: RaftConfig, stop: CancellationToken) {
     let mut asked: Option<(Option<u64>, Instant)> = None;
     let mut purge_asked: Option<u64> = None;
     let mut tick = tokio::time::interval(CHECK_EVERY);
@@ -54,7 +54,7 @@ pub async fn run(raft: Raft, log: LogStore, snapshot_file: PathBuf, budget: Raft
             log.cool(applied);
         }
         let since = log.bytes_after(snapshot);
-        if since > budget.snapshot_log_bytes {
+        if since > cfg.snapshot_log_bytes {
             // The state's size, as of its last snapshot (none yet: the log's budget decides).
             let state_bytes = std::fs::metadata(&snapshot_file).map_or(0, |m| m.len());
             let waiting = asked.is_some_and(|(at, when)| at == snapshot && when.elapsed() < RETRY_AFTER);
@@ -71,7 +71,7 @@ pub async fn run(raft: Raft, log: LogStore, snapshot_file: PathBuf, budget: Raft
             }
         }
         if let Some(through) = snapshot {
-            if let Some(upto) = log.purge_point(through, budget.keep_log_bytes) {
+            if let Some(upto) = log.purge_point(through, cfg.keep_log_bytes) {
                 if purge_asked.is_none_or(|p| upto > p) {
                     tracing::debug!(upto, "purging the log kept behind the snapshot beyond its budget");
                     if raft.trigger().purge_log(upto).await.is_err() {

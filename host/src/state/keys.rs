@@ -22,16 +22,24 @@ fn join(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
+/// The children index's tag, and what ends the parent's path in it. A child's key is built
+/// in one go rather than on top of [`child_prefix`] (one allocation, not two), so both are
+/// spelled from these.
+const CHILDREN: &[u8] = b"c/";
+const PARENT_END: &[u8] = b"\0";
+/// The ephemeral index's tag (the same reason).
+const EPHEMERALS: &[u8] = b"e/";
+
 pub fn node(path: &str) -> Vec<u8> {
     join(b"n/", &[path.as_bytes()])
 }
 
 pub fn child_prefix(parent: &str) -> Vec<u8> {
-    join(b"c/", &[parent.as_bytes(), b"\0"])
+    join(CHILDREN, &[parent.as_bytes(), PARENT_END])
 }
 
 pub fn child(parent: &str, name: &str) -> Vec<u8> {
-    join(b"c/", &[parent.as_bytes(), b"\0", name.as_bytes()])
+    join(CHILDREN, &[parent.as_bytes(), PARENT_END, name.as_bytes()])
 }
 
 pub fn seq_counter(parent: &str) -> Vec<u8> {
@@ -51,11 +59,11 @@ pub fn session_floor(id: u64) -> Vec<u8> {
 }
 
 pub fn ephemeral_prefix(id: u64) -> Vec<u8> {
-    join(b"e/", &[&id.to_be_bytes()])
+    join(EPHEMERALS, &[&id.to_be_bytes()])
 }
 
 pub fn ephemeral(id: u64, path: &str) -> Vec<u8> {
-    join(b"e/", &[&id.to_be_bytes(), path.as_bytes()])
+    join(EPHEMERALS, &[&id.to_be_bytes(), path.as_bytes()])
 }
 
 pub const TTL_PREFIX: &[u8] = b"t/";
@@ -73,7 +81,7 @@ pub fn parse_ttl(key: &[u8]) -> Option<(u64, String)> {
 
 /// The path of an `e/<id>` key.
 pub fn parse_ephemeral(key: &[u8]) -> Option<String> {
-    let rest = key.strip_prefix(b"e/")?;
+    let rest = key.strip_prefix(EPHEMERALS)?;
     String::from_utf8(rest.get(8..)?.to_vec()).ok()
 }
 
@@ -153,4 +161,21 @@ pub fn parse_mailbox(key: &[u8]) -> Option<(u64, u32)> {
     let rest = key.strip_prefix(b"x/")?.get(8..)?;
     let (i, n) = rest.split_at_checked(8)?;
     Some((u64::from_be_bytes(i.try_into().ok()?), u32::from_be_bytes(n.try_into().ok()?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Listing children and a session's ephemerals are prefix scans: each key must start with
+    /// its family's prefix, and an ephemeral key must give its path back.
+    #[test]
+    fn keys_start_with_their_prefix() {
+        assert_eq!(child("/a", "b"), b"c//a\0b".to_vec());
+        assert!(child("/a", "b").starts_with(&child_prefix("/a")));
+        assert!(!child("/ab", "c").starts_with(&child_prefix("/a")));
+        let e = ephemeral(7, "/x/y");
+        assert!(e.starts_with(&ephemeral_prefix(7)));
+        assert_eq!(parse_ephemeral(&e).as_deref(), Some("/x/y"));
+    }
 }
